@@ -1,0 +1,1 @@
+"""AWS CDK constructs and stacks: one construct per concern, one stack that composes them."""
