@@ -1,0 +1,233 @@
+"""One model-server instance: the SageMaker container HTTP contract on aiohttp.
+
+``GET /ping`` (200 once the model is loaded, 503 while draining), ``POST /invocations``, and for
+the TF flavour TF Serving's REST ``POST /v1/models/<name>[/versions/<v>]:predict``. Decoding and
+encoding run in a thread pool, the model in one dedicated thread fed by the dynamic batcher, so
+the event loop never blocks on model work. ``GET /_local/stats`` reports batching counters (not
+part of the container contract; the local stage's tests and benchmarks read it).
+
+Errors the local stage itself produces (queue full, per-request timeout) carry an
+``X-Local-Stage-Error`` header so that the runtime API can map them to SageMaker's throttling and
+timeout errors instead of a ``ModelError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from local_stage.model_server.base import (
+    InvocationError,
+    InvocationRequest,
+    InvocationResponse,
+    ServingHandler,
+    json_bytes,
+)
+from local_stage.model_server.batching import BatchingConfig, DynamicBatcher, Overloaded
+from local_stage.model_server.pytorch_handler import exception_status
+
+log = logging.getLogger(__name__)
+
+LOCAL_ERROR_HEADER = "X-Local-Stage-Error"
+# Far above the runtime API's 6 MiB: the container itself has no limit of its own.
+MAX_BODY_BYTES = 100 * 1024 * 1024
+
+
+class ModelServer:
+    def __init__(
+        self,
+        handler: ServingHandler,
+        batching: BatchingConfig,
+        *,
+        request_timeout_s: float = 60.0,
+        io_threads: int | None = None,
+    ) -> None:
+        self.handler = handler
+        self.batching = batching
+        self.request_timeout_s = request_timeout_s
+        self.io_pool = ThreadPoolExecutor(
+            max_workers=io_threads or min(32, (os.cpu_count() or 1) * 4),
+            thread_name_prefix="io",
+        )
+        self.model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.batcher = DynamicBatcher(handler.run_batch, batching, self.model_pool)
+        self.in_flight = 0
+        self.draining = False
+        self.started_at = time.time()
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/ping", self.ping)
+        app.router.add_post("/invocations", self.invocations)
+        app.router.add_get("/_local/stats", self.stats)
+        if self.handler.flavour == "tensorflow":
+            app.router.add_post(r"/v1/models/{tail:.+}", self.tfs_predict)
+        return app
+
+    async def ping(self, _request: web.Request) -> web.Response:
+        if self.draining:
+            return web.Response(status=503, text="draining")
+        return web.Response(status=200, text="")
+
+    async def stats(self, _request: web.Request) -> web.Response:
+        b = self.batcher
+        body = {
+            "pid": os.getpid(),
+            "handler": self.handler.describe(),
+            "max_batch_size": self.batching.max_batch_size,
+            "max_delay_s": self.batching.max_delay_s,
+            "max_queue": self.batching.max_queue,
+            "batches_run": b.batches_run,
+            "items_run": b.items_run,
+            "max_batch_seen": b.max_batch_seen,
+            "queued": b.queued,
+            "in_flight": self.in_flight,
+        }
+        return web.Response(body=json_bytes(body), content_type="application/json")
+
+    def _respond(self, resp: InvocationResponse) -> web.Response:
+        headers = {"Content-Type": resp.content_type, **resp.headers}
+        return web.Response(status=resp.status, body=resp.body, headers=headers)
+
+    def _local_error(self, status: int, kind: str, message: str) -> web.Response:
+        resp = self.handler.error_response(status, message)
+        resp.headers[LOCAL_ERROR_HEADER] = kind
+        return self._respond(resp)
+
+    async def invocations(self, request: web.Request) -> web.Response:
+        if self.draining:
+            return self._local_error(503, "draining", "the model server is shutting down")
+        self.in_flight += 1
+        try:
+            inv = InvocationRequest(
+                body=await request.read(),
+                content_type=request.headers.get("Content-Type"),
+                accept=request.headers.get("Accept"),
+                custom_attributes=request.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+            )
+            return self._respond(await self._invoke(inv))
+        except Overloaded as exc:
+            return self._local_error(503, "overloaded", f"model server overloaded: {exc}")
+        except TimeoutError:
+            return self._local_error(
+                504,
+                "timeout",
+                f"the model did not answer within {self.request_timeout_s:g} s",
+            )
+        finally:
+            self.in_flight -= 1
+
+    async def _invoke(self, inv: InvocationRequest) -> InvocationResponse:
+        loop = asyncio.get_running_loop()
+        handler = self.handler
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                prepared = await loop.run_in_executor(self.io_pool, handler.prepare, inv)
+                if prepared.done is not None:
+                    return prepared.done
+                try:
+                    result: Any = await self.batcher.submit(prepared)
+                except Overloaded:
+                    raise
+                except Exception as exc:
+                    # The flavour decides what a failed prediction looks like (TF hands TF
+                    # Serving's 400 to output_handler; PyTorch answers 500).
+                    result = exc
+                return await loop.run_in_executor(
+                    self.io_pool, handler.finish, inv, prepared, result
+                )
+        except (Overloaded, TimeoutError):
+            raise
+        except InvocationError as exc:
+            return handler.error_response(exc.status, exc.message)
+        except Exception as exc:
+            # The full traceback goes to this instance's log (the CloudWatch log stream's job).
+            log.exception("invocation failed")
+            status = exception_status(exc)
+            return handler.error_response(status, f"{type(exc).__name__}: {exc}")
+
+    async def tfs_predict(self, request: web.Request) -> web.Response:
+        """TF Serving's REST predict, for a ``handler`` that posts to ``context.rest_uri``."""
+        from local_stage.model_server.tfs_handler import TfsError, TfsHandler
+
+        handler = self.handler
+        assert isinstance(handler, TfsHandler)
+        tail = request.match_info["tail"]
+        name, _, method = tail.rpartition(":")
+        version = None
+        if "/versions/" in name:
+            name, _, version = name.partition("/versions/")
+        if method != "predict":
+            return web.json_response({"error": f"method {method} is not supported"}, status=400)
+        self.in_flight += 1
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                servable = handler.servable(name, version)
+                payload = handler.parse_predict(await request.read(), servable)
+                result = await self.batcher.submit(_TfsPrepared(payload))
+            if isinstance(result, BaseException):
+                raise result
+            return web.json_response(handler.format_predict(payload, result))
+        except TfsError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        except Overloaded as exc:
+            return web.json_response({"error": f"overloaded: {exc}"}, status=503)
+        except TimeoutError:
+            return web.json_response({"error": "timed out"}, status=504)
+        finally:
+            self.in_flight -= 1
+
+    async def drain(self, timeout_s: float) -> None:
+        """Stop taking requests, let in-flight ones finish (up to ``timeout_s``)."""
+        self.draining = True
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self.in_flight:
+            log.warning("drain timed out with %d requests still in flight", self.in_flight)
+
+    async def close(self) -> None:
+        await self.batcher.stop()
+        self.model_pool.shutdown(wait=False, cancel_futures=True)
+        self.io_pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _TfsPrepared:
+    """What the batcher hands to ``TfsHandler.run_batch`` for a REST predict call."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+
+
+async def serve(
+    server: ModelServer, host: str, port: int, *, drain_timeout_s: float = 30.0
+) -> None:
+    """Serve until SIGTERM/SIGINT, then drain in-flight requests and exit."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server.batcher.start()
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    log.info("model server listening on http://%s:%d (pid %d)", host, port, os.getpid())
+    await stop.wait()
+    log.info("draining %d in-flight requests", server.in_flight)
+    await server.drain(drain_timeout_s)
+    with contextlib.suppress(Exception):
+        await site.stop()
+    await runner.cleanup()
+    await server.close()
+    log.info("model server stopped")

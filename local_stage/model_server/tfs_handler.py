@@ -1,0 +1,547 @@
+"""The TensorFlow Serving container's semantics (aws/deep-learning-containers, TF inference).
+
+Model discovery follows the container: every ``saved_model.pb`` whose parent folder is all digits
+(``1/saved_model.pb`` is model ``model``, ``<name>/<ver>/`` is ``<name>``, ``export/Servo/1/`` is
+``Servo``); a SavedModel anywhere else is an error naming the fix. Without ``code/inference.py``
+requests follow the container's nginx rules (``tensorflowServing.js``): exact content types
+``application/json``/``application/jsonlines``/``application/jsons`` and ``text/csv``, JSON with
+``instances``/``inputs``/``examples`` passed through, other JSON wrapped as one instance, JSON
+Lines and CSV lines turned into instances, 415 otherwise. With ``code/inference.py`` its
+``input_handler``/``output_handler`` (or ``handler``) run as in the container's Python service,
+``output_handler`` receiving a ``requests.Response`` from TF Serving's REST API.
+
+TF Serving itself is replaced by the SavedModel's signature called in-process; its REST predict
+API (row ``instances`` → ``predictions``, columnar ``inputs`` → ``outputs``, ``{"b64": ...}``
+binary values, ``signature_name``) is reproduced, also over HTTP at ``/v1/models/<name>:predict``
+for a ``handler`` that posts to ``context.rest_uri``. Concurrent requests are batched into one
+signature call, as TF Serving's batching does.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import importlib
+import io
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from local_stage.errors import LocalStageError
+from local_stage.model_server.base import (
+    InvocationError,
+    InvocationRequest,
+    InvocationResponse,
+    Prepared,
+    ServingHandler,
+    json_bytes,
+)
+from local_stage.model_server.batching import split_output
+
+log = logging.getLogger(__name__)
+
+JSON_TYPES = ("application/json", "application/jsonlines", "application/jsons")
+CSV = "text/csv"
+
+Context = collections.namedtuple(
+    "Context",
+    "model_name, model_version, method, rest_uri, grpc_uri, custom_attributes, "
+    "request_content_type, accept_header, content_length",
+)
+
+
+class TfsError(Exception):
+    """An error TF Serving answers with 400 ``{"error": ...}``."""
+
+
+@dataclass
+class _Servable:
+    name: str
+    version: int
+    path: Path
+    signatures: dict[str, Any]
+
+
+@dataclass
+class TfsPayload:
+    servable: _Servable
+    signature_name: str
+    arrays: dict[str, np.ndarray]
+    row_format: bool
+    batch: int | None  # rows, when every input has a leading batch dimension
+
+
+def discover_saved_models(model_dir: Path) -> dict[str, dict[int, Path]]:
+    """The container's rule: ``saved_model.pb`` in a folder whose name is all digits."""
+    found: dict[str, dict[int, Path]] = {}
+    misplaced: list[Path] = []
+    for pb in sorted(model_dir.rglob("saved_model.pb")):
+        version_dir = pb.parent
+        if "code" in pb.relative_to(model_dir).parts:
+            continue
+        if not version_dir.name.isdigit():
+            misplaced.append(pb.relative_to(model_dir))
+            continue
+        parent = version_dir.parent
+        name = "model" if parent == model_dir else parent.name
+        found.setdefault(name, {})[int(version_dir.name)] = version_dir
+    if not found:
+        if misplaced:
+            where = ", ".join(str(p) for p in misplaced)
+            raise LocalStageError(
+                f"saved_model.pb found at {where}, but the TF Serving container only finds it "
+                "under a numbered version folder (e.g. 1/saved_model.pb or <name>/1/...): "
+                "re-export the artifact with model_export"
+            )
+        raise LocalStageError(
+            f"no SavedModel (saved_model.pb) in {model_dir}: the artifact does not fit the "
+            "TensorFlow Serving container"
+        )
+    return found
+
+
+def csv_to_tfs_json(data: str) -> str:
+    """``csv_request`` from the container's tensorflowServing.js, line for line."""
+    needs_quotes = re.search(r'^\s*("|[\d.Ee+\-]+.*)', data) is None
+    lines = data.strip().splitlines()
+    builder = ['{"instances":[']
+    for i, raw in enumerate(lines):
+        line = raw.strip()
+        if not line:
+            continue
+        multiple = "," in line
+        part = []
+        if multiple:
+            part.append("[")
+        if needs_quotes:
+            part.append('"' + line.replace('"', '\\"', 1).replace(",", '","', 1) + '"')
+        else:
+            part.append(line)
+        if multiple:
+            part.append("]")
+        builder.append("".join(part))
+        if i != len(lines) - 1:
+            builder.append(",")
+    builder.append("]}")
+    return "".join(builder)
+
+
+def json_to_tfs_json(data: str) -> str:
+    """``json_request`` from tensorflowServing.js: JSON Lines, TFS JSON, or one wrapped instance."""
+    if re.search(r"[}\]]\s*[\[{]", data):
+        lines = data.strip().splitlines()
+        items = [line.strip() for line in lines if line.strip()]
+        if len(lines) == 1:
+            return '{"instances":' + items[0] + "}"
+        return '{"instances":[' + ",".join(items) + "]}"
+    if re.search(r'"(instances|inputs|examples)"\s*:', data):
+        return data
+    if not re.match(r"^\s*\[\s*\[", data):
+        data = "[" + data + "]"
+    return '{"instances":' + data + "}"
+
+
+def parse_custom_attributes(header: str | None) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    for match in re.findall(r"tfs-[a-z\-]+=[^,]+", header or ""):
+        key, _, value = match.partition("=")
+        attributes[key] = value
+    return attributes
+
+
+def _decode_value(value: Any) -> Any:
+    """TF Serving's JSON encoding of binary values: ``{"b64": "..."}``."""
+    if isinstance(value, dict):
+        if set(value) == {"b64"}:
+            try:
+                return base64.b64decode(value["b64"], validate=True)
+            except (ValueError, TypeError) as exc:
+                raise TfsError(f"invalid base64 in b64 value: {exc}") from exc
+        return {k: _decode_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_value(v) for v in value]
+    return value
+
+
+def _to_jsonable(array: np.ndarray) -> Any:
+    if array.dtype == object:
+        return [
+            _to_jsonable(a) if isinstance(a, np.ndarray) else _bytes_to_str(a)
+            for a in array.tolist()
+        ]
+    return array.tolist()
+
+
+def _bytes_to_str(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, list):
+        return [_bytes_to_str(v) for v in value]
+    return value
+
+
+class TfsHandler(ServingHandler):
+    flavour = "tensorflow"
+
+    def __init__(
+        self, model_dir: Path, env: Mapping[str, str], rest_base_url: Callable[[], str]
+    ) -> None:
+        import tensorflow as tf  # heavy: only in the worker that serves a TF model
+
+        self._tf = tf
+        self._rest_base_url = rest_base_url
+        self.model_dir = model_dir
+        discovered = discover_saved_models(model_dir)
+        self.servables: dict[str, dict[int, _Servable]] = {}
+        for name, versions in discovered.items():
+            for version, path in versions.items():
+                try:
+                    loaded = tf.saved_model.load(str(path))
+                except Exception as exc:
+                    raise LocalStageError(
+                        f"loading SavedModel {path.relative_to(model_dir)} failed: {exc}"
+                    ) from exc
+                sigs = dict(loaded.signatures)
+                if not sigs:
+                    raise LocalStageError(
+                        f"SavedModel {path.relative_to(model_dir)} has no serving signatures"
+                    )
+                servable = _Servable(name, version, path, sigs)
+                servable.loaded = loaded  # type: ignore[attr-defined]  # keeps variables alive
+                self.servables.setdefault(name, {})[version] = servable
+        default = env.get("SAGEMAKER_TFS_DEFAULT_MODEL_NAME") or sorted(self.servables)[0]
+        if default not in self.servables:
+            raise LocalStageError(
+                f"SAGEMAKER_TFS_DEFAULT_MODEL_NAME={default} but the artifact has models "
+                f"{sorted(self.servables)}"
+            )
+        self.default_model = default
+        self.handler_fn = self.input_handler = self.output_handler = None
+        code_dir = model_dir / "code"
+        if (code_dir / "inference.py").is_file():
+            for path in (code_dir / "lib", code_dir):
+                if path.is_dir() and str(path) not in sys.path:
+                    sys.path.insert(0, str(path))
+            if (code_dir / "requirements.txt").is_file():
+                log.warning(
+                    "code/requirements.txt is not installed by the local stage (the container "
+                    "pip-installs it at start-up); install its packages into this venv if needed"
+                )
+            try:
+                module = importlib.import_module("inference")
+            except Exception as exc:
+                raise LocalStageError(
+                    f"importing code/inference.py failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            self.handler_fn = getattr(module, "handler", None)
+            self.input_handler = getattr(module, "input_handler", None)
+            self.output_handler = getattr(module, "output_handler", None)
+            if self.handler_fn is None and (
+                self.input_handler is None or self.output_handler is None
+            ):
+                raise LocalStageError(
+                    "code/inference.py must define handler(data, context), or both "
+                    "input_handler(data, context) and output_handler(data, context)"
+                )
+
+    def describe(self) -> dict[str, Any]:
+        models = {n: sorted(v) for n, v in self.servables.items()}
+        mode = (
+            "handler"
+            if self.handler_fn
+            else "input/output_handler"
+            if self.input_handler
+            else "default"
+        )
+        return {"flavour": self.flavour, "models": models, "inference": mode}
+
+    # ---- TF Serving's REST predict API, in-process ----
+
+    def servable(self, name: str | None, version: str | int | None) -> _Servable:
+        versions = self.servables.get(name or self.default_model)
+        if versions is None:
+            raise TfsError(f"Servable not found for request: Latest({name})")
+        if version is None:
+            return versions[max(versions)]
+        try:
+            return versions[int(version)]
+        except (KeyError, ValueError):
+            raise TfsError(f"Servable not found for request: Specific({name}, {version})") from None
+
+    def parse_predict(self, body: str | bytes, servable: _Servable) -> TfsPayload:
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TfsError(f"JSON Parse error: {exc}") from exc
+        if not isinstance(request, dict):
+            raise TfsError('JSON Value: not a JSON object; expected {"instances": [...]}')
+        sig_name = request.get("signature_name", "serving_default")
+        signature = servable.signatures.get(sig_name)
+        if signature is None:
+            raise TfsError(f'Serving signature name: "{sig_name}" not found in signature def')
+        specs: dict[str, Any] = signature.structured_input_signature[1]
+        if "examples" in request:
+            raise TfsError(
+                'the classify/regress API ("examples") is not supported by the local stage; '
+                'send "instances" or "inputs"'
+            )
+        if "instances" in request:
+            rows = _decode_value(request["instances"])
+            if not isinstance(rows, list):
+                raise TfsError("Expecting 'instances' to be an list/array")
+            if len(specs) == 1:
+                (only,) = specs
+                values = {only: [r[only] if isinstance(r, dict) and only in r else r for r in rows]}
+            else:
+                if not all(isinstance(r, dict) for r in rows):
+                    raise TfsError(
+                        f"the model has inputs {sorted(specs)}: each instance must be an object "
+                        "with those keys"
+                    )
+                values = {k: [r.get(k) for r in rows] for k in specs}
+            row_format = True
+        elif "inputs" in request:
+            inputs = _decode_value(request["inputs"])
+            if isinstance(inputs, dict):
+                values = inputs
+            elif len(specs) == 1:
+                values = {next(iter(specs)): inputs}
+            else:
+                raise TfsError(f"the model has inputs {sorted(specs)}: 'inputs' must be an object")
+            row_format = False
+        else:
+            raise TfsError("Missing 'inputs' or 'instances' key")
+        missing = sorted(set(specs) - set(values))
+        unknown = sorted(set(values) - set(specs))
+        if missing or unknown:
+            raise TfsError(
+                f"inputs do not match the signature {sorted(specs)}: "
+                f"missing {missing}, unknown {unknown}"
+            )
+        arrays = {}
+        for key, spec in specs.items():
+            arrays[key] = self._to_array(key, values[key], spec)
+        batch: int | None = None
+        leading = {a.shape[0] if a.ndim else None for a in arrays.values()}
+        dims_ok = all(
+            spec.shape.rank is not None and spec.shape.rank >= 1 and spec.shape[0] is None
+            for spec in specs.values()
+        )
+        if len(leading) == 1 and None not in leading and dims_ok:
+            batch = int(next(iter(leading)))  # type: ignore[arg-type]
+        return TfsPayload(servable, sig_name, arrays, row_format, batch)
+
+    def _to_array(self, key: str, value: Any, spec: Any) -> np.ndarray:
+        tf = self._tf
+        try:
+            if spec.dtype == tf.string:
+                array = np.array(
+                    value if not isinstance(value, list) else _encode_strings(value), dtype=object
+                )
+            else:
+                array = np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
+        except (ValueError, TypeError) as exc:
+            raise TfsError(f"input '{key}': cannot convert to {spec.dtype.name}: {exc}") from exc
+        if not spec.shape.is_compatible_with(array.shape):
+            raise TfsError(
+                f"input '{key}': shape {list(array.shape)} does not match the signature's "
+                f"{spec.shape.as_list()} (None = any size)"
+            )
+        return array
+
+    def predict(self, payload: TfsPayload) -> dict[str, np.ndarray]:
+        signature = payload.servable.signatures[payload.signature_name]
+        try:
+            outputs = signature(**{k: self._tf.constant(v) for k, v in payload.arrays.items()})
+        except Exception as exc:
+            raise TfsError(
+                str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            ) from exc
+        return {k: v.numpy() for k, v in outputs.items()}
+
+    @staticmethod
+    def format_predict(payload: TfsPayload, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        if payload.row_format:
+            if len(outputs) == 1:
+                return {"predictions": _to_jsonable(next(iter(outputs.values())))}
+            n = next(iter(outputs.values())).shape[0]
+            rows = [
+                {k: _to_jsonable(v[i : i + 1])[0] for k, v in outputs.items()} for i in range(n)
+            ]
+            return {"predictions": rows}
+        if len(outputs) == 1:
+            return {"outputs": _to_jsonable(next(iter(outputs.values())))}
+        return {"outputs": {k: _to_jsonable(v) for k, v in outputs.items()}}
+
+    # ---- batching ----
+
+    def run_batch(self, items: list[Prepared]) -> list[Any]:
+        results: list[Any] = [None] * len(items)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        singles: list[int] = []
+        for i, item in enumerate(items):
+            payload = item.payload
+            if isinstance(payload, TfsPayload) and payload.batch is not None:
+                key = (
+                    id(payload.servable),
+                    payload.signature_name,
+                    tuple(
+                        (k, str(a.dtype), a.shape[1:]) for k, a in sorted(payload.arrays.items())
+                    ),
+                )
+                groups.setdefault(key, []).append(i)
+            else:
+                singles.append(i)
+        for idxs in groups.values():
+            if len(idxs) == 1:
+                singles.extend(idxs)
+                continue
+            first = items[idxs[0]].payload
+            sizes = [items[i].payload.batch for i in idxs]
+            merged = TfsPayload(
+                first.servable,
+                first.signature_name,
+                {
+                    k: np.concatenate([items[i].payload.arrays[k] for i in idxs])
+                    for k in first.arrays
+                },
+                first.row_format,
+                sum(sizes),
+            )
+            try:
+                parts = split_output(self.predict(merged), sizes)
+            except TfsError:
+                parts = None
+            if parts is None:
+                singles.extend(idxs)
+                continue
+            for i, part in zip(idxs, parts, strict=True):
+                results[i] = part
+        for i in singles:
+            payload = items[i].payload
+            if isinstance(payload, TfsError):
+                results[i] = payload  # input_handler's body was not valid TF Serving JSON
+                continue
+            try:
+                results[i] = self.predict(payload)
+            except Exception as exc:
+                results[i] = exc
+        return results
+
+    # ---- the container's /invocations ----
+
+    def _context(self, request: InvocationRequest, servable: _Servable, method: str) -> Any:
+        base = self._rest_base_url()
+        return Context(
+            servable.name,
+            str(servable.version),
+            method,
+            f"{base}/v1/models/{servable.name}:{method}",
+            None,
+            request.custom_attributes,
+            request.content_type,
+            request.accept,
+            len(request.body),
+        )
+
+    def prepare(self, request: InvocationRequest) -> Prepared:
+        attributes = parse_custom_attributes(request.custom_attributes)
+        method = attributes.get("tfs-method", "predict")
+        try:
+            servable = self.servable(
+                attributes.get("tfs-model-name"), attributes.get("tfs-model-version")
+            )
+        except TfsError as exc:
+            raise InvocationError(404, str(exc)) from exc
+        if method != "predict":
+            raise InvocationError(
+                400, f"tfs-method={method} is not supported by the local stage (only predict)"
+            )
+        if self.handler_fn is not None:
+            context = self._context(request, servable, method)
+            out = self.handler_fn(io.BytesIO(request.body), context)
+            return Prepared(payload=None, done=self._handler_output(out, request))
+        if self.input_handler is not None:
+            context = self._context(request, servable, method)
+            tfs_body = self.input_handler(io.BytesIO(request.body), context)
+            try:
+                payload: Any = self.parse_predict(tfs_body or b"", servable)
+            except TfsError as exc:
+                payload = exc  # output_handler sees TF Serving's 400, as in the container
+            return Prepared(payload=payload, state=context)
+        content_type = request.content_type
+        try:
+            text = request.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvocationError(400, f"request body is not UTF-8 text: {exc}") from exc
+        if content_type in JSON_TYPES:
+            tfs_body = json_to_tfs_json(text)
+        elif content_type == CSV:
+            tfs_body = csv_to_tfs_json(text)
+        else:
+            raise InvocationError(415, f"Unsupported Media Type: {content_type or 'Unknown'}")
+        try:
+            return Prepared(payload=self.parse_predict(tfs_body, servable))
+        except TfsError as exc:
+            raise InvocationError(400, str(exc)) from exc
+
+    def _handler_output(self, out: Any, request: InvocationRequest) -> InvocationResponse:
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise InvocationError(
+                500,
+                f"the handler must return (response body, content type); got {type(out).__name__}",
+            )
+        body, content_type = out
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        return InvocationResponse(200, bytes(body), content_type or "application/json")
+
+    def finish(self, request: InvocationRequest, item: Prepared, result: Any) -> InvocationResponse:
+        if isinstance(result, BaseException) and not isinstance(result, TfsError):
+            raise result
+        if isinstance(result, TfsError):
+            status, body = 400, {"error": str(result)}
+        else:
+            status, body = 200, self.format_predict(item.payload, result)
+        if self.output_handler is not None:
+            # The type output_handler expects; only TF workers with handlers need it.
+            import requests
+
+            response = requests.models.Response()
+            response.status_code = status
+            response._content = json_bytes(body)
+            response.headers["Content-Type"] = "application/json"
+            response.encoding = "utf-8"
+            return self._handler_output(self.output_handler(response, item.state), request)
+        if status != 200:
+            raise InvocationError(status, body["error"])
+        payload = json_bytes(body)
+        content_type = "application/json"
+        if request.accept in ("application/jsonlines", "application/jsons"):
+            payload = payload.replace(b"\n", b"")
+            content_type = request.accept
+        return InvocationResponse(200, payload, content_type)
+
+    def error_response(self, status: int, message: str) -> InvocationResponse:
+        return InvocationResponse(status, json_bytes({"error": message}), "application/json")
+
+
+def _encode_strings(values: list[Any]) -> list[Any]:
+    return [
+        _encode_strings(v)
+        if isinstance(v, list)
+        else v.encode("utf-8")
+        if isinstance(v, str)
+        else v
+        for v in values
+    ]
