@@ -1,0 +1,160 @@
+"""Alarms on every layer (endpoint, Lambda, API) and one dashboard."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from constructs import Construct
+
+
+class Monitoring(Construct):
+    """CloudWatch alarms (to an SNS topic, optionally e-mailed) and a dashboard."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        variant_name: str,
+        function: lambda_.IFunction,
+        api: apigw.RestApi,
+        latency_alarm_p99_ms: int,
+        alarm_email: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "Alarms",
+            display_name=f"Alarms of {endpoint_name}",
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        if alarm_email:
+            self.topic.add_subscription(subs.EmailSubscription(alarm_email))
+
+        dims = {"EndpointName": endpoint_name, "VariantName": variant_name}
+        period = cdk.Duration.minutes(1)
+
+        def endpoint_metric(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name=name,
+                dimensions_map=dims,
+                statistic=statistic,
+                period=period,
+            )
+
+        invocations = endpoint_metric("Invocations", "Sum")
+        endpoint_errors = cloudwatch.MathExpression(
+            expression="e4 + e5",
+            using_metrics={
+                "e4": endpoint_metric("Invocation4XXErrors", "Sum"),
+                "e5": endpoint_metric("Invocation5XXErrors", "Sum"),
+            },
+            label="Endpoint invocation errors",
+            period=period,
+        )
+        model_latency = endpoint_metric("ModelLatency", "p99")  # microseconds
+
+        self.endpoint_errors_alarm = endpoint_errors.create_alarm(
+            self,
+            "EndpointErrors",
+            alarm_description=f"{endpoint_name}: invocations answered with 4xx/5xx errors",
+            threshold=1,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.model_latency_alarm = model_latency.create_alarm(
+            self,
+            "ModelLatency",
+            alarm_description=f"{endpoint_name}: p99 model latency above {latency_alarm_p99_ms} ms",
+            threshold=latency_alarm_p99_ms * 1000,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.lambda_errors_alarm = function.metric_errors(
+            period=period, statistic="Sum"
+        ).create_alarm(
+            self,
+            "LambdaErrors",
+            alarm_description="Gateway Lambda: unhandled errors",
+            threshold=1,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.lambda_throttles_alarm = function.metric_throttles(
+            period=period, statistic="Sum"
+        ).create_alarm(
+            self,
+            "LambdaThrottles",
+            alarm_description="Gateway Lambda: invocations throttled (concurrency exhausted)",
+            threshold=1,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.api_5xx_alarm = api.metric_server_error(period=period, statistic="Sum").create_alarm(
+            self,
+            "Api5xx",
+            alarm_description="Prediction API: 5xx answers",
+            threshold=1,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.alarms = [
+            self.endpoint_errors_alarm,
+            self.model_latency_alarm,
+            self.lambda_errors_alarm,
+            self.lambda_throttles_alarm,
+            self.api_5xx_alarm,
+        ]
+        for alarm in self.alarms:
+            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard")
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Requests", left=[api.metric_count(period=period), invocations]
+            ),
+            cloudwatch.GraphWidget(
+                title="Errors",
+                left=[
+                    api.metric_client_error(period=period),
+                    api.metric_server_error(period=period),
+                    endpoint_errors,
+                    function.metric_errors(period=period),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Latency (ms)",
+                left=[
+                    api.metric_latency(period=period, statistic="p50"),
+                    api.metric_latency(period=period, statistic="p99"),
+                    function.metric_duration(period=period, statistic="p99"),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Model latency p99 (µs) and instances",
+                left=[model_latency],
+                right=[endpoint_metric("CPUUtilization", "Average")],
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24)
+        )

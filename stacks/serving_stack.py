@@ -1,0 +1,173 @@
+"""The one stack that composes the serving constructs and makes the cross-construct grants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from stacks.artifact import ModelSource, parse_s3_url
+from stacks.client_access import ClientAccess
+from stacks.config import ServingConfig, volume_kms_supported
+from stacks.endpoint_autoscaling import EndpointAutoscaling
+from stacks.gateway_function import GatewayFunction
+from stacks.model_endpoint import ModelEndpoint
+from stacks.monitoring import Monitoring
+from stacks.prediction_api import PredictionApi
+from stacks.storage import Storage
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServingStack(cdk.Stack):
+    """Bucket, model endpoint with autoscaling, gateway Lambda, API, alarms: one model, one stage."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ServingConfig,
+        model_source: ModelSource,
+        lambda_code_dir: Path = PROJECT_ROOT / "lambda_src",
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        cfg = config
+        self.config = cfg
+        # Derived from the stack name (unique per stage and model in an account and region) rather
+        # than CloudFormation-generated, so the execution role can name its log group up front.
+        endpoint_name = f"{self.stack_name.lower()}-endpoint"
+
+        self.storage = Storage(
+            self,
+            "Storage",
+            retain_data=cfg.retain_data,
+            noncurrent_version_expiration_days=cfg.noncurrent_version_expiration_days,
+        )
+
+        if model_source.local_path is not None:
+            asset = s3_assets.Asset(self, "ModelArtifact", path=str(model_source.local_path))
+            model_data_url = asset.s3_object_url
+            model_object_arn = asset.bucket.arn_for_objects(asset.s3_object_key)
+        else:
+            assert model_source.s3_url is not None
+            bucket, key = parse_s3_url(model_source.s3_url)
+            model_data_url = model_source.s3_url
+            model_object_arn = f"arn:{self.partition}:s3:::{bucket}/{key}"
+
+        self.endpoint = ModelEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=endpoint_name,
+            model_data_url=model_data_url,
+            model_object_arn=model_object_arn,
+            image=model_source.image,
+            container_env=cfg.container_env,
+            instance_type=cfg.instance_type,
+            initial_instance_count=cfg.initial_instance_count,
+            volume_kms=cfg.volume_kms and volume_kms_supported(cfg.instance_type),
+            container_startup_timeout_s=cfg.container_startup_timeout_s,
+            log_retention_days=cfg.log_retention_days,
+            retain_data=cfg.retain_data,
+        )
+        self.autoscaling = EndpointAutoscaling(
+            self,
+            "Autoscaling",
+            endpoint=self.endpoint.endpoint,
+            endpoint_name=endpoint_name,
+            variant_name=self.endpoint.variant_name,
+            min_instances=cfg.min_instances,
+            max_instances=cfg.max_instances,
+            target_invocations_per_instance=cfg.target_invocations_per_instance,
+            scale_in_cooldown_s=cfg.scale_in_cooldown_s,
+            scale_out_cooldown_s=cfg.scale_out_cooldown_s,
+        )
+        self.gateway = GatewayFunction(
+            self,
+            "Gateway",
+            code_dir=lambda_code_dir,
+            endpoint_name=endpoint_name,
+            endpoint_arn=self.endpoint.endpoint_arn,
+            endpoint_content_type=model_source.content_type,
+            cors_allow_origin=cfg.cors_allow_origin,
+            memory_mb=cfg.lambda_memory_mb,
+            timeout_s=cfg.lambda_timeout_s,
+            provisioned_concurrency=cfg.provisioned_concurrency,
+            powertools_layer_version=cfg.powertools_layer_version,
+            log_level=cfg.log_level,
+            log_retention_days=cfg.log_retention_days,
+            retain_data=cfg.retain_data,
+            metrics_namespace="MlServing",
+            service_name=f"{cfg.model}-{cfg.stage}",
+        )
+        self.api = PredictionApi(
+            self,
+            "Api",
+            handler=self.gateway.alias,
+            stage_name=cfg.stage,
+            api_auth=cfg.api_auth,
+            throttle_rate_limit=cfg.throttle_rate_limit,
+            throttle_burst_limit=cfg.throttle_burst_limit,
+            quota_per_day=cfg.quota_per_day,
+            cors_allow_origin=cfg.cors_allow_origin,
+            binary_media_types=cfg.binary_media_types,
+            log_retention_days=cfg.log_retention_days,
+            retain_data=cfg.retain_data,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            endpoint_name=endpoint_name,
+            variant_name=self.endpoint.variant_name,
+            function=self.gateway.alias,
+            api=self.api.api,
+            latency_alarm_p99_ms=cfg.latency_alarm_p99_ms,
+            alarm_email=cfg.alarm_email,
+        )
+        self.endpoint.enable_auto_rollback([self.monitoring.endpoint_errors_alarm.alarm_name])
+
+        self.client_access: ClientAccess | None = None
+        if cfg.client_role_principal:
+            self.client_access = ClientAccess(
+                self,
+                "ClientAccess",
+                principal=cfg.client_role_principal,
+                endpoint_arn=self.endpoint.endpoint_arn,
+                api_invoke_arns=self.api.invoke_arns() if cfg.api_auth == "iam" else (),
+            )
+
+        self._acknowledge_helper_resources()
+        self._outputs()
+
+    def _outputs(self) -> None:
+        cdk.CfnOutput(self, "ApiUrl", value=self.api.api.url, description="Base URL of the API")
+        if self.api.api_key is not None:
+            cdk.CfnOutput(
+                self,
+                "ApiKeyId",
+                value=self.api.api_key.key_id,
+                description="aws apigateway get-api-key --include-value --api-key <id> shows the key",
+            )
+        cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
+        cdk.CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
+        if self.client_access is not None:
+            cdk.CfnOutput(self, "ClientRoleArn", value=self.client_access.role.role_arn)
+
+    def _acknowledge_helper_resources(self) -> None:
+        """Findings on resources that CDK itself adds (providers, account-level roles)."""
+        auto_delete = self.node.try_find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
+        if auto_delete is not None:
+            # Its handler references the role (GetAtt) already; the extra DependsOn trips W3005.
+            handler = auto_delete.node.try_find_child("Handler")
+            if isinstance(handler, cdk.CfnResource):
+                handler.add_deletion_override("DependsOn")
+            cdk.Validations.of(auto_delete).acknowledge(
+                cdk.Acknowledgment(
+                    id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                    reason="CDK's own provider that empties the dev buckets on destroy; it "
+                    "exists only when retain_data is false.",
+                )
+            )
