@@ -1,0 +1,249 @@
+"""Command line: ``python -m model_export <pytorch|keras|verify> ...`` (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from model_export.errors import ExportError
+from model_export.manifest import DEFAULT_ATOL
+
+log = logging.getLogger("model_export")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        required=True,
+        help="the trained model folder (model.pth or model.keras, model_config.json, "
+        "metrics.json). Required.",
+    )
+    parser.add_argument(
+        "--name",
+        required=True,
+        help="model name: the artifacts/<name>/ folder and the TF Serving model name. Required.",
+    )
+    parser.add_argument(
+        "--version",
+        type=_positive_int,
+        default=1,
+        help="model version (the TF Serving version folder). Default: 1.",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder for model.tar.gz and manifest.json. Default: artifacts/<name>.",
+    )
+    parser.add_argument(
+        "--atol",
+        type=_tolerance,
+        default=DEFAULT_ATOL,
+        help=f"tolerance on class probabilities for every parity check. Default: {DEFAULT_ATOL}.",
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m model_export",
+        description="Turn a trained model into a model.tar.gz that its SageMaker serving "
+        "container loads as is, and verify it before deploying.",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "INFO"),
+        help="logging level. Default: $LOG_LEVEL or INFO.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    torch_parser = sub.add_parser(
+        "pytorch",
+        help="export a PyTorch image classifier (state_dict + code/inference.py)",
+        description="Export model.pth + model_config.json for the SageMaker PyTorch container.",
+    )
+    _common(torch_parser)
+    torch_parser.add_argument(
+        "--arch-module",
+        type=Path,
+        default=Path("training/torch_models.py"),
+        help="the module defining build_model(arch, num_classes); copied into code/. "
+        "Default: training/torch_models.py.",
+    )
+    torch_parser.add_argument(
+        "--example-image",
+        type=Path,
+        default=None,
+        help="an image for the manifest's example request. Default: a synthetic picture.",
+    )
+    torch_parser.add_argument(
+        "--torch-export",
+        action="store_true",
+        help="also put a torch.export program (model.pt2) in the tarball. Default: off.",
+    )
+    torch_parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also write model.onnx beside the tarball (parity-checked). Default: off.",
+    )
+
+    keras_parser = sub.add_parser(
+        "keras",
+        help="export a Keras model as a TF Serving SavedModel",
+        description="Export model.keras (or architecture JSON + HDF5 weights) as a SavedModel "
+        "under <name>/<version>/ with code/inference.py for the TF Serving container.",
+    )
+    _common(keras_parser)
+    keras_parser.add_argument(
+        "--layout",
+        choices=("name", "servo"),
+        default="name",
+        help="name: <name>/<version>/ ; servo: the legacy export/Servo/<version>/. Default: name.",
+    )
+    keras_parser.add_argument(
+        "--architecture-json",
+        type=Path,
+        default=None,
+        help="older models: the architecture JSON (model.to_json()); needs --weights-h5. "
+        "Default: read model.keras from --model-dir.",
+    )
+    keras_parser.add_argument(
+        "--weights-h5",
+        type=Path,
+        default=None,
+        help="older models: the HDF5 weights for --architecture-json. Default: none.",
+    )
+    keras_parser.add_argument(
+        "--example-image",
+        type=Path,
+        default=None,
+        help="image models: an image for the example request. Default: a synthetic picture.",
+    )
+    keras_parser.add_argument(
+        "--example-text",
+        default=None,
+        help="text models: the example request's text. Default: a fixed airline-review sentence.",
+    )
+    keras_parser.add_argument(
+        "--no-handler",
+        action="store_true",
+        help="leave out code/inference.py (clients then send TF Serving JSON). Default: included.",
+    )
+    keras_parser.add_argument(
+        "--tflite",
+        action="store_true",
+        help="also write model.tflite beside the tarball (image models; parity-checked). "
+        "Default: off.",
+    )
+
+    verify_parser = sub.add_parser(
+        "verify",
+        help="check an artifact against its container's rules and the original model",
+        description="Unpack, check the layout, load it the way the container would, run the "
+        "manifest's example and compare with the original model's answer.",
+    )
+    verify_parser.add_argument(
+        "tarball", type=Path, help="model.tar.gz (or an unpacked artifact folder)"
+    )
+    verify_parser.add_argument(
+        "--atol",
+        type=_tolerance,
+        default=None,
+        help="tolerance on probabilities. Default: the manifest's (1e-4 unless exported with "
+        "another --atol).",
+    )
+    return parser.parse_args(argv)
+
+
+def _summary(result) -> None:
+    print(f"artifact: {result.tarball}")
+    print(f"sha256:   {result.sha256}")
+    print(f"manifest: {result.manifest_path}")
+    for name, info in result.edge.items():
+        print(f"{name}: {info['path']} (max |delta p| {info['max_abs_diff']:.2e})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "pytorch":
+            from model_export.pytorch_export import export_pytorch
+
+            _summary(
+                export_pytorch(
+                    args.model_dir,
+                    name=args.name,
+                    version=args.version,
+                    out_dir=args.out,
+                    arch_module=args.arch_module,
+                    example_image=args.example_image,
+                    torch_export=args.torch_export,
+                    onnx=args.onnx,
+                    atol=args.atol,
+                )
+            )
+            return 0
+        if args.command == "keras":
+            from model_export.keras_export import export_keras
+
+            _summary(
+                export_keras(
+                    args.model_dir,
+                    name=args.name,
+                    version=args.version,
+                    out_dir=args.out,
+                    layout=args.layout,
+                    architecture_json=args.architecture_json,
+                    weights_h5=args.weights_h5,
+                    example_image=args.example_image,
+                    example_text=args.example_text,
+                    handler=not args.no_handler,
+                    tflite=args.tflite,
+                    atol=args.atol,
+                )
+            )
+            return 0
+        from model_export.verify import verify
+
+        report = verify(args.tarball, args.atol)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in report.notes:
+        print(f"ok: {line}")
+    for line in report.warnings:
+        print(f"warning: {line}")
+    for line in report.errors:
+        print(f"error: {line}", file=sys.stderr)
+    print(f"{args.tarball}: {'OK' if report.ok else 'FAILED'}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""PyTorch trained model dir -> ``model.tar.gz`` for the SageMaker PyTorch inference container.
+
+Tarball layout (unpacked into ``/opt/ml/model``)::
+
+    model.pth               the state_dict, byte for byte as training saved it
+    model_config.json       arch, classes, image size, mean/std (read by model_fn)
+    code/inference.py       model_fn / input_fn / predict_fn / output_fn
+    code/torch_models.py    the architecture (build_model)
+    model.pt2               optional: a torch.export program (batch dimension dynamic)
+    manifest.json
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from model_export import manifest as manifest_lib
+from model_export.common import (
+    ExportResult,
+    check_class_names,
+    check_name_version,
+    copy_file,
+    finish,
+    python_version,
+    read_json,
+    read_metrics,
+)
+from model_export.errors import ExportError
+from model_export.preprocess import example_png, torch_eval_input
+
+log = logging.getLogger(__name__)
+
+SERVING_SCRIPT = Path(__file__).parent / "serving" / "pytorch_inference.py"
+DEFAULT_ARCH_MODULE = Path("training/torch_models.py")
+REQUEST_TYPES = ["application/json", "image/jpeg", "image/png", "application/x-npy"]
+RESPONSE_TYPES = ["application/json", "application/x-npy"]
+
+
+def load_arch_module(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise ExportError(
+            f"architecture module {path} not found; pass --arch-module <path to the "
+            "torch_models.py that defines build_model(arch, num_classes)>"
+        )
+    name = f"_model_export_arch_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ExportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ExportError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    if not callable(getattr(module, "build_model", None)):
+        raise ExportError(f"{path} does not define build_model(arch, num_classes)")
+    return module
+
+
+def read_config(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / "model_config.json"
+    config = read_json(path, "training writes it beside model.pth (arch, class_names, ...)")
+    if not isinstance(config, dict):
+        raise ExportError(f"{path} must hold a JSON object")
+    if config.get("framework", "pytorch") != "pytorch":
+        raise ExportError(
+            f"{path} says framework {config.get('framework')!r}; use `python -m model_export "
+            "keras` for TensorFlow models"
+        )
+    missing = [
+        k
+        for k in ("arch", "num_classes", "class_names", "image_size", "mean", "std")
+        if k not in config
+    ]
+    if missing:
+        raise ExportError(f"{path} lacks {', '.join(missing)} (see the model-dir contract)")
+    names = check_class_names(config, path)
+    if config["num_classes"] != len(names):
+        raise ExportError(
+            f"{path}: num_classes is {config['num_classes']} but class_names has {len(names)}"
+        )
+    if not isinstance(config["image_size"], int) or config["image_size"] < 1:
+        raise ExportError(f"{path}: image_size must be a positive integer")
+    for key in ("mean", "std"):
+        values = config[key]
+        if not (
+            isinstance(values, list)
+            and len(values) == 3
+            and all(isinstance(v, int | float) for v in values)
+        ):
+            raise ExportError(f"{path}: {key} must be three numbers (r, g, b)")
+    if any(v == 0 for v in config["std"]):
+        raise ExportError(f"{path}: std must not contain 0")
+    return config
+
+
+def load_original(model_dir: Path, config: dict[str, Any], arch_module: ModuleType):
+    """The trained model as training left it: build_model + model.pth, strict key match."""
+    import torch
+
+    weights = model_dir / "model.pth"
+    if not weights.is_file():
+        raise ExportError(f"{weights} is missing: training saves the best epoch's state_dict there")
+    try:
+        model = arch_module.build_model(config["arch"], int(config["num_classes"]))
+    except ValueError as exc:
+        raise ExportError(f"build_model({config['arch']!r}, ...) failed: {exc}") from exc
+    try:
+        state_dict = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ExportError(f"{weights} is not a loadable state_dict: {exc}") from exc
+    if not isinstance(state_dict, dict):
+        raise ExportError(f"{weights} holds a {type(state_dict).__name__}, not a state_dict")
+    result = model.load_state_dict(state_dict, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ExportError(
+            f"{weights} does not fit arch {config['arch']!r}: missing keys "
+            f"{result.missing_keys[:5]}, unexpected keys {result.unexpected_keys[:5]}; is "
+            "model_config.json's arch (or --arch-module) the one training used?"
+        )
+    return model.eval()
+
+
+def probabilities(model, batch: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return torch.softmax(model(torch.from_numpy(batch)), dim=1).numpy()
+
+
+def export_pytorch(
+    model_dir: Path,
+    *,
+    name: str,
+    version: int = 1,
+    out_dir: Path | None = None,
+    arch_module: Path = DEFAULT_ARCH_MODULE,
+    example_image: Path | None = None,
+    torch_export: bool = False,
+    onnx: bool = False,
+    atol: float = manifest_lib.DEFAULT_ATOL,
+) -> ExportResult:
+    """Write ``<out_dir>/model.tar.gz`` and ``<out_dir>/manifest.json`` (+ ``model.onnx``)."""
+    import torch
+
+    check_name_version(name, version)
+    if not model_dir.is_dir():
+        raise ExportError(f"--model-dir {model_dir} is not a directory")
+    out_dir = out_dir or Path("artifacts") / name
+    config = read_config(model_dir)
+    metrics = read_metrics(model_dir)
+    module = load_arch_module(arch_module)
+    model = load_original(model_dir, config, module)
+    size = int(config["image_size"])
+    class_names = [str(n) for n in config["class_names"]]
+
+    png = example_png(size, example_image)
+    batch = torch_eval_input(png, size, config["mean"], config["std"])[np.newaxis]
+    expected = probabilities(model, batch)
+    example = {
+        "content_type": "application/json",
+        "accept": "application/json",
+        "body": {"instances": [{"b64": base64.b64encode(png).decode("ascii")}]},
+        "expected": {
+            "labels": [class_names[int(i)] for i in expected.argmax(axis=1)],
+            "probabilities": expected.tolist(),
+        },
+        "tolerance": {"atol": atol},
+    }
+    serving = manifest_lib.SERVING["pytorch"]
+    manifest: dict[str, Any] = {
+        "schema_version": manifest_lib.SCHEMA_VERSION,
+        "name": name,
+        "version": version,
+        "framework": "pytorch",
+        "framework_version": serving["framework_version"],
+        "py_version": serving["py_version"],
+        "container": {
+            "image_repository": serving["image_repository"],
+            "model_server": serving["model_server"],
+            "env": manifest_lib.container_env("pytorch", name),
+        },
+        "content_type": "application/json",
+        "accept": "application/json",
+        "request_content_types": REQUEST_TYPES,
+        "response_content_types": RESPONSE_TYPES,
+        "task": "image-classification",
+        "class_names": class_names,
+        "input": {
+            "application/json": '{"instances": [{"b64": "<base64 JPEG/PNG>"} | '
+            f"<3x{size}x{size} preprocessed float array>, ...]}}",
+            "image/jpeg | image/png": "the raw bytes of one image",
+            "application/x-npy": f"float32 [n, 3, {size}, {size}] or [3, {size}, {size}], "
+            "preprocessed",
+            "preprocessing": f"RGB, bilinear resize to {size}x{size}, /255, "
+            f"(x - {config['mean']}) / {config['std']}, channels first",
+        },
+        "output": {
+            "application/json": '{"predictions": [{"label": str, "probability": float, '
+            '"probabilities": {class_name: float}}]}',
+            "application/x-npy": f"float32 [n, {len(class_names)}] class probabilities",
+        },
+        "example": example,
+        "training": {"metrics": metrics, "model_config": config},
+        "exported_with": {"python": python_version(), "torch": torch.__version__},
+        "files": {},
+    }
+    edge: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="model_export_") as tmp:
+        staging = Path(tmp) / "artifact"
+        copy_file(model_dir / "model.pth", staging / "model.pth")
+        copy_file(model_dir / "model_config.json", staging / "model_config.json")
+        copy_file(SERVING_SCRIPT, staging / "code" / "inference.py")
+        copy_file(arch_module, staging / "code" / "torch_models.py")
+        if torch_export:
+            diff = write_torch_export(model, batch, staging / "model.pt2", atol)
+            manifest["torch_export"] = {"path": "model.pt2", "max_abs_diff": diff, "atol": atol}
+        out = out_dir
+        if onnx:
+            from model_export.edge import export_onnx
+
+            out.mkdir(parents=True, exist_ok=True)
+            edge["onnx"] = export_onnx(model, batch, out / "model.onnx", atol)
+        return finish(staging=staging, out_dir=out, manifest=manifest, edge=edge)
+
+
+def write_torch_export(model, batch: np.ndarray, path: Path, atol: float) -> float:
+    """Save a ``torch.export`` program with a dynamic batch dimension; return its parity gap."""
+    import torch
+
+    # torch.export specialises sizes 0 and 1, so trace with a batch of 2.
+    sample = torch.from_numpy(np.repeat(batch, 2, axis=0))
+    batch_dim = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(model, (sample,), dynamic_shapes=({0: batch_dim},))
+    torch.export.save(program, str(path))
+    reloaded = torch.export.load(str(path)).module()
+    check = torch.from_numpy(np.concatenate([batch] * 3))
+    with torch.inference_mode():
+        diff = float(
+            (torch.softmax(reloaded(check), 1) - torch.softmax(model(check), 1)).abs().max()
+        )
+    if not diff <= atol:
+        raise ExportError(f"the torch.export program differs from the model by {diff} > {atol}")
+    log.info("torch.export program: max |delta p| %.2e", diff)
+    return diff

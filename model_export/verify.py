@@ -1,0 +1,287 @@
+"""``python -m model_export verify``: prove an artifact loads and answers like the original model.
+
+Steps: unpack safely; check the layout against the serving container's rules (each problem a
+sentence saying what is wrong and how to fix it); check the manifest and every file's sha256;
+load the artifact through ``model_export.containers`` (the container's own handler contract);
+send the manifest's example request; compare labels and probabilities with the original model's
+(recorded at export time) within ``atol``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model_export import manifest as manifest_lib
+from model_export.errors import ExportError
+from model_export.tarball import list_files, safe_extract, sha256_file
+
+log = logging.getLogger(__name__)
+
+# What a serving-time script may import besides its own code/ modules.
+_ALLOWED_IMPORTS = {
+    "pytorch": {"torch", "numpy", "PIL", "sagemaker_inference"},
+    "tensorflow": {"falcon"},
+}
+
+
+@dataclass
+class Report:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    max_abs_diff: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _imports(script: Path) -> set[str]:
+    tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _check_imports(root: Path, script: Path, framework: str, report: Report) -> None:
+    local = {p.stem for p in (root / "code").glob("*.py")} | {"__future__"}
+    if (root / "code" / "lib").is_dir():
+        local |= {p.name.removesuffix(".py") for p in (root / "code" / "lib").iterdir()}
+    allowed = _ALLOWED_IMPORTS[framework] | set(sys.stdlib_module_names) | local
+    foreign = sorted(_imports(script) - allowed)
+    if foreign and not (root / "code" / "requirements.txt").is_file():
+        report.errors.append(
+            f"code/{script.name} imports {', '.join(foreign)}, which the {framework} serving "
+            "container does not have; ship them in code/lib/ or list them in code/requirements.txt"
+        )
+
+
+def check_pytorch_layout(root: Path, report: Report) -> None:
+    files = set(list_files(root))
+    weights = [f for f in files if Path(f).name in ("model.pth", "model.pt")]
+    if not any(f in ("model.pth", "model.pt") for f in files):
+        if weights:
+            report.errors.append(
+                f"{weights[0]} is inside a folder; the PyTorch container unpacks the tarball into "
+                "/opt/ml/model and looks for model.pth/model.pt at its root: tar the folder's "
+                "contents, not the folder"
+            )
+        else:
+            report.errors.append("no model.pth or model.pt at the root of the tarball")
+    if "inference.py" in files and "code/inference.py" not in files:
+        report.errors.append(
+            "inference.py is at the root; the PyTorch container imports it only from "
+            "code/inference.py"
+        )
+    script = root / "code" / "inference.py"
+    if not script.is_file():
+        if "model.pt" not in files:
+            report.errors.append(
+                "code/inference.py is missing and there is no TorchScript model.pt: the "
+                "container's default model_fn loads only TorchScript, so a state_dict "
+                "(model.pth) needs code/inference.py with a model_fn"
+            )
+        return
+    try:
+        defined = {
+            node.name
+            for node in ast.parse(script.read_text(encoding="utf-8")).body
+            if isinstance(node, ast.FunctionDef)
+        }
+    except SyntaxError as exc:
+        report.errors.append(f"code/inference.py does not parse: {exc}")
+        return
+    if "transform_fn" in defined and defined & {"input_fn", "predict_fn", "output_fn"}:
+        report.errors.append(
+            "code/inference.py defines transform_fn together with input_fn/predict_fn/output_fn; "
+            "the toolkit refuses the mix (keep one form)"
+        )
+    if "model_fn" not in defined and "model.pt" not in files:
+        report.errors.append("code/inference.py has no model_fn, and no TorchScript model.pt")
+    _check_imports(root, script, "pytorch", report)
+    if (root / "code" / "requirements.txt").is_file():
+        report.warnings.append(
+            "code/requirements.txt is pip-installed at container start-up: it needs internet "
+            "access from the endpoint and slows every scale-out"
+        )
+
+
+def check_tensorflow_layout(root: Path, report: Report) -> None:
+    from model_export.containers import find_saved_models
+
+    pbs = sorted(p.relative_to(root).as_posix() for p in root.rglob("saved_model.pb"))
+    if not pbs:
+        report.errors.append("no saved_model.pb anywhere in the tarball: not a SavedModel")
+        return
+    for pb in pbs:
+        parent = Path(pb).parent
+        if str(parent) == ".":
+            report.errors.append(
+                "saved_model.pb is at the root; the TF Serving container only finds it under a "
+                "numbered version folder: put the SavedModel in <name>/1/"
+            )
+        elif not parent.name.isdigit():
+            report.errors.append(
+                f"{pb}: its folder {parent.name!r} is not a number; the TF Serving container "
+                f"only loads SavedModels in numbered version folders: move it to {parent}/1/"
+            )
+        elif not (root / parent / "variables").is_dir():
+            report.warnings.append(f"{parent}/ has no variables/ folder")
+    models = find_saved_models(root)
+    if len(models) > 1:
+        report.warnings.append(
+            f"{len(models)} models ({', '.join(sorted(models))}); the container's default is "
+            "whichever its directory walk finds first: set SAGEMAKER_TFS_DEFAULT_MODEL_NAME"
+        )
+    code = root / "code"
+    if (root / "inference.py").is_file() and not (code / "inference.py").is_file():
+        report.errors.append(
+            "inference.py is at the root; the TF Serving container only runs code/inference.py"
+        )
+    script = code / "inference.py"
+    if script.is_file():
+        try:
+            defined = {
+                node.name
+                for node in ast.parse(script.read_text(encoding="utf-8")).body
+                if isinstance(node, ast.FunctionDef)
+            }
+        except SyntaxError as exc:
+            report.errors.append(f"code/inference.py does not parse: {exc}")
+            return
+        if "handler" not in defined and not {"input_handler", "output_handler"} <= defined:
+            present = sorted(defined & {"input_handler", "output_handler"})
+            report.errors.append(
+                "code/inference.py must define handler(data, context) or both input_handler and "
+                f"output_handler (it defines {present or 'neither'}); the container raises "
+                "NotImplementedError on every request otherwise"
+            )
+        _check_imports(root, script, "tensorflow", report)
+
+
+def check_files(root: Path, manifest: dict[str, Any], report: Report) -> None:
+    listed = manifest["files"]
+    present = set(list_files(root)) - {manifest_lib.MANIFEST_NAME}
+    for rel in sorted(set(listed) - present):
+        report.errors.append(f"{rel} is listed in manifest.json but missing from the tarball")
+    for rel in sorted(present - set(listed)):
+        report.errors.append(f"{rel} is in the tarball but not in manifest.json (added later?)")
+    for rel in sorted(set(listed) & present):
+        if sha256_file(root / rel) != listed[rel]["sha256"]:
+            report.errors.append(
+                f"{rel}: sha256 differs from manifest.json (modified after export)"
+            )
+
+
+def run_example(root: Path, manifest: dict[str, Any], report: Report, atol: float | None) -> None:
+    import numpy as np
+
+    from model_export.containers import load
+
+    example = manifest["example"]
+    container = load(root)
+    body = json.dumps(example["body"]).encode("utf-8")
+    response = container.invoke(body, example["content_type"], example["accept"])
+    if response.status != 200:
+        report.errors.append(
+            f"the example request failed with HTTP {response.status}: "
+            f"{response.body.decode('utf-8', 'replace')[:500]}"
+        )
+        return
+    try:
+        predictions = response.json()["predictions"]
+        labels = [p["label"] for p in predictions]
+        names = manifest["class_names"]
+        got = np.array([[p["probabilities"][n] for n in names] for p in predictions])
+    except (ValueError, KeyError, TypeError) as exc:
+        report.errors.append(f"the example response is not the documented JSON ({exc})")
+        return
+    expected = example["expected"]
+    want = np.asarray(expected["probabilities"], dtype=np.float64)
+    tolerance = atol if atol is not None else float(example["tolerance"]["atol"])
+    if got.shape != want.shape:
+        report.errors.append(f"the example answer has shape {got.shape}, expected {want.shape}")
+        return
+    diff = float(np.abs(got - want).max())
+    report.max_abs_diff = diff
+    if labels != expected["labels"]:
+        report.errors.append(
+            f"labels {labels} differ from the original model's {expected['labels']}"
+        )
+    if not diff <= tolerance:
+        report.errors.append(
+            f"probabilities differ from the original model's by {diff:.3g} > atol {tolerance}"
+        )
+    else:
+        report.notes.append(
+            f"example request: labels {labels} match; max |delta p| {diff:.2e} <= atol {tolerance}"
+        )
+
+
+def verify_dir(root: Path, atol: float | None = None) -> Report:
+    report = Report()
+    manifest_path = root / manifest_lib.MANIFEST_NAME
+    manifest: Any = None
+    if not manifest_path.is_file():
+        report.errors.append(
+            "manifest.json is missing from the tarball; export it with `python -m model_export`"
+        )
+    else:
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            report.errors.append(f"manifest.json is not valid JSON: {exc}")
+        else:
+            report.errors.extend(manifest_lib.validate(manifest))
+            if report.errors:
+                manifest = None
+    framework = manifest["framework"] if manifest else None
+    if framework is None:
+        framework = "tensorflow" if any(root.rglob("saved_model.pb")) else "pytorch"
+    if framework == "tensorflow":
+        check_tensorflow_layout(root, report)
+    else:
+        check_pytorch_layout(root, report)
+    if manifest is not None:
+        check_files(root, manifest, report)
+    if report.ok and manifest is not None:
+        try:
+            run_example(root, manifest, report, atol)
+        except ExportError as exc:
+            report.errors.append(str(exc))
+    return report
+
+
+def verify(path: Path, atol: float | None = None) -> Report:
+    """Verify a ``model.tar.gz`` (or an already unpacked artifact folder)."""
+    if path.is_dir():
+        return verify_dir(path, atol)
+    if not path.is_file():
+        raise ExportError(f"{path} does not exist")
+    with tempfile.TemporaryDirectory(prefix="model_verify_") as tmp:
+        root = Path(tmp) / "model"
+        safe_extract(path, root)
+        report = verify_dir(root, atol)
+    beside = path.with_name(manifest_lib.MANIFEST_NAME)
+    if beside.is_file():
+        try:
+            recorded = json.loads(beside.read_text(encoding="utf-8")).get("artifact", {})
+        except ValueError:
+            recorded = {}
+        if recorded.get("sha256") and recorded["sha256"] != sha256_file(path):
+            report.errors.append(
+                f"{path.name}'s sha256 differs from {beside}: the manifest beside it belongs to "
+                "another export; re-run the export"
+            )
+    return report
