@@ -249,7 +249,7 @@ def test_branch_patterns_switch_the_subject_match_to_stringlike():
     }
 
 
-# --- security checks and template validity ---------------------------------------------------------
+# --- security checks and template validity -------------------------------------------------
 
 
 def test_security_checks_are_live_and_catch_a_wildcard_grant():
