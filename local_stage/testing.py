@@ -12,6 +12,7 @@ from __future__ import annotations
 import tarfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 TORCH_INFERENCE_PY = '''
 """A tiny classifier following the SageMaker PyTorch toolkit contract (test artifact)."""
@@ -152,3 +153,258 @@ def pack(model_dir: Path, tarball: Path) -> Path:
         for path in sorted(model_dir.rglob("*")):
             tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
     return tarball
+
+
+TINY_HANDLER_PY = '''
+"""A minimal API Gateway proxy handler that forwards to SageMaker Runtime (test fixture)."""
+import base64
+import json
+import os
+
+import boto3
+from botocore.config import Config
+
+CLIENT = boto3.client(
+    "sagemaker-runtime", config=Config(retries={"max_attempts": 1}, read_timeout=10)
+)
+ENDPOINT = os.environ["ENDPOINT_NAME"]
+
+
+def lambda_handler(event, context):
+    if event["httpMethod"] == "GET":
+        return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
+                "body": json.dumps({"status": "ok", "event": event})}
+    body = event["body"] or ""
+    data = base64.b64decode(body) if event["isBase64Encoded"] else body.encode()
+    content_type = (event["headers"] or {}).get("Content-Type", "application/json")
+    try:
+        resp = CLIENT.invoke_endpoint(EndpointName=ENDPOINT, Body=data, ContentType=content_type)
+    except CLIENT.exceptions.ModelError as err:
+        return {"statusCode": 502, "body": json.dumps({"error": err.response["Error"]})}
+    if content_type == "text/x-raise":
+        raise RuntimeError("boom")
+    return {"statusCode": 200, "headers": {"Content-Type": resp["ContentType"]},
+            "body": resp["Body"].read().decode(), "isBase64Encoded": False}
+'''
+
+PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
+TF_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-inference:2.19.0-cpu"
+
+
+def write_cloud_assembly(
+    out_dir: Path,
+    *,
+    stack_name: str,
+    model_tarball: Path,
+    lambda_dir: Path | None = None,
+    image: str = PYTORCH_IMAGE,
+    container_env: dict[str, str] | None = None,
+    instance_count: int = 1,
+    binary_media_types: tuple[str, ...] = ("image/png", "image/jpeg"),
+    throttle_rate: float = 50,
+    throttle_burst: int = 100,
+    lambda_env: dict[str, str] | None = None,
+) -> Path:
+    """A cloud assembly shaped like `cdk synth`'s for the serving stack (resource types,
+    properties, intrinsics and asset manifest as CDK writes them), for tests that must not
+    depend on the real stack's synth."""
+    import hashlib
+    import json
+    import shutil
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_hash = hashlib.sha256(model_tarball.read_bytes()).hexdigest()
+    shutil.copyfile(model_tarball, out_dir / f"asset.{model_hash}.gz")
+    if lambda_dir is None:
+        lambda_dir = out_dir / "_tiny_handler"
+        lambda_dir.mkdir(exist_ok=True)
+        (lambda_dir / "handler.py").write_text(textwrap.dedent(TINY_HANDLER_PY))
+    code_hash = hashlib.sha256(str(lambda_dir).encode()).hexdigest()
+    code_dir = out_dir / f"asset.{code_hash}"
+    if code_dir.exists():
+        shutil.rmtree(code_dir)
+    shutil.copytree(lambda_dir, code_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    bucket = {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"}
+    api_ref = {"Ref": "PredictionApiD1F2E3A4"}
+    root = {"Fn::GetAtt": ["PredictionApiD1F2E3A4", "RootResourceId"]}
+    alias_uri = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":apigateway:",
+                {"Ref": "AWS::Region"},
+                ":lambda:path/2015-03-31/functions/",
+                {"Ref": "GatewayAliasB5C6D7E8"},
+                "/invocations",
+            ],
+        ]
+    }
+
+    def method(res_id: Any, verb: str) -> dict[str, Any]:
+        return {
+            "Type": "AWS::ApiGateway::Method",
+            "Properties": {
+                "HttpMethod": verb,
+                "ResourceId": res_id,
+                "RestApiId": api_ref,
+                "ApiKeyRequired": True,
+                "AuthorizationType": "NONE",
+                "Integration": {
+                    "IntegrationHttpMethod": "POST",
+                    "Type": "AWS_PROXY",
+                    "Uri": alias_uri,
+                },
+            },
+        }
+
+    env_vars = {
+        "ENDPOINT_NAME": {"Fn::GetAtt": ["ModelEndpointEndpoint9A8B7C6D", "EndpointName"]},
+        "ENDPOINT_CONTENT_TYPE": "application/json",
+        "POWERTOOLS_SERVICE_NAME": "prediction-api",
+        "LOG_LEVEL": "INFO",
+        **(lambda_env or {}),
+    }
+    resources: dict[str, Any] = {
+        "ModelEndpointModel1A2B3C4D": {
+            "Type": "AWS::SageMaker::Model",
+            "Properties": {
+                "ExecutionRoleArn": {"Fn::GetAtt": ["ModelEndpointRoleABCD1234", "Arn"]},
+                "PrimaryContainer": {
+                    "Environment": container_env or {"SAGEMAKER_PROGRAM": "inference.py"},
+                    "Image": image,
+                    "ModelDataUrl": {
+                        "Fn::Sub": "s3://cdk-hnb659fds-assets-${AWS::AccountId}-"
+                        "${AWS::Region}/" + f"{model_hash}.gz"
+                    },
+                },
+            },
+        },
+        "ModelEndpointConfig5E6F7A8B": {
+            "Type": "AWS::SageMaker::EndpointConfig",
+            "Properties": {
+                "ProductionVariants": [
+                    {
+                        "InitialInstanceCount": instance_count,
+                        "InitialVariantWeight": 1,
+                        "InstanceType": "ml.m5.large",
+                        "VariantName": "AllTraffic",
+                        "ModelName": {"Fn::GetAtt": ["ModelEndpointModel1A2B3C4D", "ModelName"]},
+                    }
+                ],
+            },
+        },
+        "ModelEndpointEndpoint9A8B7C6D": {
+            "Type": "AWS::SageMaker::Endpoint",
+            "Properties": {
+                "EndpointConfigName": {
+                    "Fn::GetAtt": ["ModelEndpointConfig5E6F7A8B", "EndpointConfigName"]
+                }
+            },
+        },
+        "GatewayFunction1F2E3D4C": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "Code": {"S3Bucket": bucket, "S3Key": f"{code_hash}.zip"},
+                "Environment": {"Variables": env_vars},
+                "Handler": "handler.lambda_handler",
+                "MemorySize": 512,
+                "Role": {"Fn::GetAtt": ["GatewayFunctionRole", "Arn"]},
+                "Runtime": "python3.12",
+                "Timeout": 29,
+            },
+            "Metadata": {"aws:asset:path": f"asset.{code_hash}", "aws:asset:property": "Code"},
+        },
+        "GatewayVersion0A1B2C3D": {
+            "Type": "AWS::Lambda::Version",
+            "Properties": {"FunctionName": {"Ref": "GatewayFunction1F2E3D4C"}},
+        },
+        "GatewayAliasB5C6D7E8": {
+            "Type": "AWS::Lambda::Alias",
+            "Properties": {
+                "FunctionName": {"Ref": "GatewayFunction1F2E3D4C"},
+                "FunctionVersion": {"Fn::GetAtt": ["GatewayVersion0A1B2C3D", "Version"]},
+                "Name": "live",
+            },
+        },
+        "PredictionApiD1F2E3A4": {
+            "Type": "AWS::ApiGateway::RestApi",
+            "Properties": {"BinaryMediaTypes": list(binary_media_types), "Name": stack_name},
+        },
+        "PredictionApiDeployment11223344": {
+            "Type": "AWS::ApiGateway::Deployment",
+            "Properties": {"RestApiId": api_ref},
+        },
+        "PredictionApiDeploymentStagedev55667788": {
+            "Type": "AWS::ApiGateway::Stage",
+            "Properties": {
+                "DeploymentId": {"Ref": "PredictionApiDeployment11223344"},
+                "RestApiId": api_ref,
+                "StageName": "dev",
+                "TracingEnabled": True,
+                "MethodSettings": [
+                    {
+                        "DataTraceEnabled": False,
+                        "HttpMethod": "*",
+                        "ResourcePath": "/*",
+                        "ThrottlingBurstLimit": throttle_burst,
+                        "ThrottlingRateLimit": throttle_rate,
+                    }
+                ],
+            },
+        },
+        "PredictionApipredictAABBCCDD": {
+            "Type": "AWS::ApiGateway::Resource",
+            "Properties": {"ParentId": root, "PathPart": "predict", "RestApiId": api_ref},
+        },
+        "PredictionApihealthEEFF0011": {
+            "Type": "AWS::ApiGateway::Resource",
+            "Properties": {"ParentId": root, "PathPart": "health", "RestApiId": api_ref},
+        },
+        "PredictionApipredictPOST99887766": method({"Ref": "PredictionApipredictAABBCCDD"}, "POST"),
+        "PredictionApihealthGET55443322": method({"Ref": "PredictionApihealthEEFF0011"}, "GET"),
+        "PredictionApiKey77665544": {
+            "Type": "AWS::ApiGateway::ApiKey",
+            "Properties": {"Enabled": True},
+        },
+        "PredictionApiUsagePlan33221100": {
+            "Type": "AWS::ApiGateway::UsagePlan",
+            "Properties": {
+                "ApiStages": [
+                    {"ApiId": api_ref, "Stage": {"Ref": "PredictionApiDeploymentStagedev55667788"}}
+                ],
+                "Throttle": {"BurstLimit": throttle_burst, "RateLimit": throttle_rate},
+            },
+        },
+    }
+    (out_dir / f"{stack_name}.template.json").write_text(json.dumps({"Resources": resources}))
+    dest = {"123456789012-us-east-1": {"bucketName": "cdk-hnb659fds-assets-123456789012-us-east-1"}}
+    assets = {
+        "version": "48.0.0",
+        "files": {
+            model_hash: {
+                "source": {"path": f"asset.{model_hash}.gz", "packaging": "file"},
+                "destinations": {
+                    k: {**v, "objectKey": f"{model_hash}.gz"} for k, v in dest.items()
+                },
+            },
+            code_hash: {
+                "source": {"path": f"asset.{code_hash}", "packaging": "zip"},
+                "destinations": {
+                    k: {**v, "objectKey": f"{code_hash}.zip"} for k, v in dest.items()
+                },
+            },
+        },
+    }
+    (out_dir / f"{stack_name}.assets.json").write_text(json.dumps(assets))
+    manifest = {
+        "artifacts": {
+            stack_name: {
+                "type": "aws:cloudformation:stack",
+                "environment": "aws://123456789012/us-east-1",
+            }
+        }
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest))
+    return out_dir

@@ -1,0 +1,569 @@
+"""``python -m local_stage``: run the synthesized stack on this machine.
+
+Commands:
+  up           the whole stack: model server instances, runtime API, API front; a first real
+               request; prints the URL, an API key and a curl line. Ctrl-C stops it cleanly.
+  serve-model  only the model server instances of the stack's endpoint (benchmarks, debugging).
+  runtime-api  only the SageMaker Runtime API (``up`` starts it; given a routing config).
+  api-front    only the API Gateway + Lambda front (``up`` starts it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shlex
+import signal
+import socket
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from local_stage.errors import LocalStageError
+
+log = logging.getLogger("local_stage")
+
+DEFAULT_PORT = 3000
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise LocalStageError(
+                f"port {port} on {host} is in use ({exc.strerror}); pick another with --port"
+            ) from None
+
+
+def _kv(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def unpack_artifact(tarball: Path, dest: Path) -> Path:
+    """Unpack model.tar.gz as SageMaker does into /opt/ml/model (safe extraction only)."""
+    if not tarball.is_file():
+        raise LocalStageError(f"model artifact {tarball} not found")
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(tarball, "r:*") as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise LocalStageError(f"cannot unpack {tarball}: {exc}") from exc
+    return dest
+
+
+async def serve_app(
+    app: Any,
+    host: str,
+    port: int,
+    drain: Callable[[float], Awaitable[None]],
+    drain_timeout_s: float,
+) -> None:
+    """Serve an aiohttp app until SIGTERM/SIGINT, then drain in-flight requests."""
+    from aiohttp import web
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    log.info("listening on http://%s:%d (pid %d)", host, port, os.getpid())
+    await stop.wait()
+    await drain(drain_timeout_s)
+    await runner.cleanup()
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Child commands
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_runtime_api(args: argparse.Namespace) -> int:
+    from local_stage.runtime_api import RuntimeApi, endpoints_from_config
+
+    config = json.loads(Path(args.config).read_text())
+    api = RuntimeApi(
+        endpoints_from_config(config),
+        region=config.get("region", "us-east-1"),
+        account=config.get("account", "000000000000"),
+    )
+    asyncio.run(serve_app(api.app(), args.host, args.port, api.drain, args.drain_timeout_s))
+    return 0
+
+
+def cmd_api_front(args: argparse.Namespace) -> int:
+    from local_stage.api_front import ApiFront, lambda_environment, load_handler
+    from local_stage.template import load_stack
+
+    spec = load_stack(Path(args.app_dir), args.stack)
+    api_key = os.environ.get("LOCAL_STAGE_API_KEY", "")
+    if not api_key:
+        raise LocalStageError("LOCAL_STAGE_API_KEY is not set (``up`` sets it)")
+    handlers = {}
+    for fn in spec.functions:
+        env = lambda_environment(
+            fn,
+            function_name=f"{args.stack}-{fn.logical_id}"[:64],
+            region=spec.region,
+            runtime_url=args.runtime_url,
+            overrides=dict(args.lambda_env or []),
+        )
+        # The function's ENDPOINT_NAME resolved from the template to the local endpoint's name.
+        try:
+            handlers[fn.logical_id] = load_handler(fn, env)
+        except Exception as exc:
+            raise LocalStageError(
+                f"the Lambda handler {fn.handler} from {fn.code_dir} failed to initialise: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        log.info("Lambda %s (%s) initialised from %s", fn.logical_id, fn.handler, fn.code_dir)
+    front = ApiFront(
+        spec.api,
+        handlers,
+        api_key=api_key,
+        region=spec.region,
+        account=spec.account,
+        concurrency=args.concurrency,
+    )
+    asyncio.run(serve_app(front.app(), args.host, args.port, front.drain, args.drain_timeout_s))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# up / serve-model
+# ---------------------------------------------------------------------------------------------
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def _model_server_children(
+    args: argparse.Namespace, spec: Any, run_dir: Path
+) -> tuple[list[Any], dict[str, Any]]:
+    """One model-server child per instance of each variant (the variant's InitialInstanceCount)."""
+    from local_stage.procs import Child
+
+    children = []
+    routing: dict[str, Any] = {"variants": []}
+    for variant in spec.endpoint.variants:
+        model = variant.model
+        tarball = Path(args.model_data) if args.model_data else model.model_data_path
+        model_dir = unpack_artifact(tarball, run_dir / "model" / variant.name)
+        count = args.instances or variant.initial_instance_count
+        urls = []
+        for i in range(count):
+            port = free_port()
+            env = {**os.environ, **model.environment, "SAGEMAKER_BIND_TO_PORT": str(port)}
+            argv = [
+                _python(),
+                "-m",
+                "local_stage.model_server",
+                "--model-dir",
+                str(model_dir),
+                "--flavour",
+                model.flavour,
+                "--port",
+                str(port),
+                "--instances",
+                str(count),
+                "--max-queue",
+                str(args.max_queue),
+            ]
+            if args.max_batch_size is not None:
+                argv += ["--max-batch-size", str(args.max_batch_size)]
+            if args.max_batch_delay_ms is not None:
+                argv += ["--max-batch-delay-ms", str(args.max_batch_delay_ms)]
+            if args.request_timeout_s is not None:
+                argv += ["--request-timeout-s", str(args.request_timeout_s)]
+            child = Child(
+                name=f"model/{variant.name}/{i}",
+                argv=argv,
+                env=env,
+                port=port,
+                ping_path="/ping",
+                restart=True,
+                extra={"role": "model-server", "variant": variant.name, "instance": i},
+            )
+            children.append(child)
+            urls.append(f"http://127.0.0.1:{port}")
+        routing["variants"].append(
+            {"name": variant.name, "weight": variant.weight, "instances": urls}
+        )
+        log.info(
+            "variant %s: %d instance(s) of %s (%s container, artifact %s)",
+            variant.name,
+            count,
+            model.logical_id,
+            model.flavour,
+            tarball,
+        )
+    return children, routing
+
+
+def _find_sample(model_name: str, project_root: Path) -> Path | None:
+    for folder in ("test", "valid", "train"):
+        base = project_root / "data" / model_name / folder
+        if base.is_dir():
+            for path in sorted(base.glob("*/*.png")) + sorted(base.glob("*/*.jpg")):
+                return path
+    return None
+
+
+async def _smoke_request(url: str, api_key: str, sample: Path | None) -> str:
+    import aiohttp
+
+    if sample is None:
+        return "no sample image found (data/<model>/test/<class>/*.png); skipped the first request"
+    content_type = "image/png" if sample.suffix.lower() == ".png" else "image/jpeg"
+    expected = sample.parent.name
+    async with aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        async with session.post(
+            f"{url}/predict",
+            data=sample.read_bytes(),
+            headers={"x-api-key": api_key, "Content-Type": content_type},
+        ) as resp:
+            text = await resp.text()
+            elapsed_ms = (time.perf_counter() - started) * 1000
+    verdict = ""
+    if resp.status == 200:
+        verdict = f" (the image's folder says {expected!r})"
+    return f"POST {sample} -> {resp.status} in {elapsed_ms:.0f} ms: {text[:300]}{verdict}"
+
+
+async def _run_up(args: argparse.Namespace) -> int:
+    from local_stage.procs import Child, Supervisor
+    from local_stage.template import load_stack
+
+    spec = load_stack(Path(args.app_dir), args.stack)
+    run_dir = Path(args.run_dir) if args.run_dir else Path(tempfile.mkdtemp(prefix="local-stage-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if args.command == "up":
+        _check_port(args.host, args.port)
+    api_key = args.api_key or secrets.token_urlsafe(30)
+    supervisor = Supervisor(run_dir / "state.json")
+    models, routing = _model_server_children(args, spec, run_dir)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    groups: list[list[Child]] = []
+    try:
+        for child in models:
+            await supervisor.start(child)
+        await asyncio.gather(*(supervisor.wait_ready(c, args.start_timeout_s) for c in models))
+        if args.command == "serve-model":
+            supervisor.state_extra = {"instances": routing}
+            supervisor.write_state()
+            for variant in routing["variants"]:
+                print(f"model server ({variant['name']}): {', '.join(variant['instances'])}")
+            print(f"state (PIDs, ports): {run_dir / 'state.json'}  -- Ctrl-C stops it")
+            groups = [models]
+            await stopped.wait()
+            return 0
+        runtime_port = free_port()
+        container_timeout_s = args.request_timeout_s or 60.0
+        config = {
+            "region": spec.region,
+            "account": spec.account,
+            "endpoints": {
+                spec.endpoint.name: {**routing, "container_timeout_s": container_timeout_s + 1}
+            },
+        }
+        (run_dir / "runtime.json").write_text(json.dumps(config, indent=2))
+        runtime = Child(
+            name="runtime-api",
+            argv=[
+                _python(),
+                "-m",
+                "local_stage",
+                "runtime-api",
+                "--config",
+                str(run_dir / "runtime.json"),
+                "--port",
+                str(runtime_port),
+            ],
+            env=dict(os.environ),
+            port=runtime_port,
+            restart=True,
+            extra={"role": "runtime-api"},
+        )
+        await supervisor.start(runtime)
+        await supervisor.wait_ready(runtime, 30)
+        runtime_url = f"http://127.0.0.1:{runtime_port}"
+        front_argv = [
+            _python(),
+            "-m",
+            "local_stage",
+            "api-front",
+            "--stack",
+            args.stack,
+            "--app-dir",
+            str(args.app_dir),
+            "--runtime-url",
+            runtime_url,
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+        ]
+        for key, value in args.lambda_env or []:
+            front_argv += ["--lambda-env", f"{key}={value}"]
+        front = Child(
+            name="api-front",
+            argv=front_argv,
+            env={**os.environ, "LOCAL_STAGE_API_KEY": api_key},
+            port=args.port,
+            restart=True,
+            extra={"role": "api-front"},
+        )
+        await supervisor.start(front)
+        await supervisor.wait_ready(front, 60)
+        groups = [[front], [runtime], models]
+        url = f"http://{args.host}:{args.port}/{spec.api.stage_name}"
+        supervisor.state_extra = {
+            "stack": spec.stack_name,
+            "api_url": url,
+            "api_key": api_key,
+            "endpoint_name": spec.endpoint.name,
+            "runtime_url": runtime_url,
+            "run_dir": str(run_dir),
+        }
+        supervisor.write_state()
+        sample = (
+            Path(args.sample)
+            if args.sample
+            else _find_sample(spec.stack_name.rsplit("-", 1)[-1], Path.cwd())
+        )
+        if not args.no_smoke:
+            print(await _smoke_request(url, api_key, sample), flush=True)
+        example = sample or Path("digit.png")
+        ctype = "image/jpeg" if example.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+        curl = (
+            f"curl -sS -X POST {shlex.quote(url + '/predict')} -H {shlex.quote('x-api-key: ' + api_key)}"
+            f" -H 'Content-Type: {ctype}' --data-binary @{shlex.quote(str(example))}"
+        )
+        print(
+            "\n"
+            f"  Local stage of {spec.stack_name} is up.\n"
+            f"  API URL:   {url}   (POST /predict, GET /health)\n"
+            f"  API key:   {api_key}\n"
+            f"  Try:       {curl}\n"
+            f"  boto3:     AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={runtime_url} "
+            f"(endpoint {spec.endpoint.name})\n"
+            f"  State:     {run_dir / 'state.json'} (PIDs, ports)\n"
+            "  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        await stopped.wait()
+        return 0
+    finally:
+        print("stopping: draining in-flight requests...", flush=True)
+        if not groups:
+            groups = [list(reversed(supervisor.children))]
+        await supervisor.stop_all(groups, args.drain_timeout_s + 5)
+        print("stopped", flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    return asyncio.run(_run_up(args))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _add_stack_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stack",
+        default="MlServing-dev-digits",
+        help="the stack to run (default: MlServing-dev-digits)",
+    )
+    p.add_argument(
+        "--app-dir",
+        default="cdk.out",
+        help="the cloud assembly `cdk synth` wrote (default: cdk.out)",
+    )
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model-data",
+        default=None,
+        help="serve this model.tar.gz instead of the template's artifact asset",
+    )
+    p.add_argument(
+        "--instances",
+        type=int,
+        default=None,
+        help="model server instances per variant (default: the variant's "
+        "InitialInstanceCount from the template)",
+    )
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="dynamic batching bound (default: the container env's batching "
+        "variables in the template; 1 = off)",
+    )
+    p.add_argument(
+        "--max-batch-delay-ms",
+        type=float,
+        default=None,
+        help="longest wait for a fuller batch (default: from the container env)",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=100,
+        help="requests queued per instance before it refuses more (default: 100)",
+    )
+    p.add_argument(
+        "--request-timeout-s",
+        type=float,
+        default=None,
+        help="per-request model time limit (default: SAGEMAKER_MODEL_SERVER_TIMEOUT "
+        "from the container env, else 60)",
+    )
+    p.add_argument(
+        "--run-dir",
+        default=None,
+        help="where the unpacked model and state.json go (default: a new temp dir)",
+    )
+    p.add_argument(
+        "--start-timeout-s",
+        type=float,
+        default=180.0,
+        help="how long the model may take to load (default: 180)",
+    )
+    p.add_argument(
+        "--drain-timeout-s",
+        type=float,
+        default=30.0,
+        help="on stop, how long in-flight requests may take (default: 30)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m local_stage",
+        description="Run the synthesized MlServing stack on this machine, without AWS or Docker.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="log level (default: INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the whole stack and send a first request")
+    _add_stack_args(up)
+    _add_model_args(up)
+    up.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="API front bind address (default: 127.0.0.1, this machine only)",
+    )
+    up.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"API front port (default: {DEFAULT_PORT})"
+    )
+    up.add_argument(
+        "--api-key", default=None, help="the API key to accept (default: a random one, printed)"
+    )
+    up.add_argument(
+        "--lambda-env",
+        type=_kv,
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a Lambda environment variable (repeatable; default: none)",
+    )
+    up.add_argument(
+        "--sample",
+        default=None,
+        help="image for the first request (default: the first PNG under data/<model>/test/)",
+    )
+    up.add_argument("--no-smoke", action="store_true", help="skip the first request")
+
+    sm = sub.add_parser("serve-model", help="start only the model server instances")
+    _add_stack_args(sm)
+    _add_model_args(sm)
+
+    rt = sub.add_parser("runtime-api", help="only the SageMaker Runtime API (up starts it)")
+    rt.add_argument("--config", required=True, help="routing config JSON written by `up`")
+    rt.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    rt.add_argument("--port", type=int, required=True, help="port")
+    rt.add_argument(
+        "--drain-timeout-s",
+        type=float,
+        default=30.0,
+        help="on stop, how long in-flight requests may take (default: 30)",
+    )
+
+    fr = sub.add_parser("api-front", help="only the API Gateway + Lambda front (up starts it)")
+    _add_stack_args(fr)
+    fr.add_argument("--runtime-url", required=True, help="the local runtime API's URL")
+    fr.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    fr.add_argument("--port", type=int, required=True, help="port")
+    fr.add_argument(
+        "--lambda-env",
+        type=_kv,
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a Lambda environment variable (repeatable; default: none)",
+    )
+    fr.add_argument(
+        "--concurrency", type=int, default=32, help="concurrent Lambda executions (default: 32)"
+    )
+    fr.add_argument(
+        "--drain-timeout-s",
+        type=float,
+        default=30.0,
+        help="on stop, how long in-flight requests may take (default: 30)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    commands = {
+        "up": cmd_up,
+        "serve-model": cmd_up,
+        "runtime-api": cmd_runtime_api,
+        "api-front": cmd_api_front,
+    }
+    try:
+        return commands[args.command](args)
+    except LocalStageError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()

@@ -1,0 +1,194 @@
+"""Child processes of the local stage: started, log-prefixed, health-checked, restarted, stopped.
+
+Each part runs in its own process (the model server's instances, the runtime API, the API
+front), in its own session so that Ctrl-C reaches only the parent, which then stops them in order
+(front first, model server last) and lets each drain. On Linux a child also gets SIGTERM if the
+parent dies, so nothing is left behind. PIDs and ports are written to ``<run dir>/state.json``
+for tools that need them (e.g. fault injection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from local_stage.errors import LocalStageError
+
+log = logging.getLogger(__name__)
+
+_COLORS = ["36", "33", "35", "32", "34", "31"]
+
+
+def _die_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGTERM): the child is told to stop when the parent dies."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    ping_path: str | None = None  # HTTP readiness path; None = the port accepting connections
+    restart: bool = False
+    proc: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    last_lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+
+class Supervisor:
+    def __init__(self, state_file: Path | None = None, *, color: bool | None = None) -> None:
+        self.children: list[Child] = []
+        self.state_file = state_file
+        self.stopping = False
+        self.color = sys.stdout.isatty() if color is None else color
+        self.state_extra: dict[str, Any] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _prefix(self, child: Child) -> str:
+        label = f"{child.name:<16}|"
+        if not self.color:
+            return label
+        code = _COLORS[self.children.index(child) % len(_COLORS)]
+        return f"\033[{code}m{label}\033[0m"
+
+    async def start(self, child: Child) -> None:
+        if child not in self.children:
+            self.children.append(child)
+        child.proc = await asyncio.create_subprocess_exec(
+            *child.argv,
+            env=child.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        child.started_at = time.monotonic()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._pump(child, child.proc)))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._watch(child, child.proc)))
+        self.write_state()
+
+    async def _pump(self, child: Child, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        prefix = self._prefix(child)
+        while True:
+            raw = await proc.stdout.readline()
+            if not raw:
+                return
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            child.last_lines.append(line)
+            sys.stdout.write(f"{prefix} {line}\n")
+            sys.stdout.flush()
+
+    async def _watch(self, child: Child, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        if self.stopping or child.proc is not proc:
+            return
+        log.warning("%s (pid %d) exited with code %s", child.name, proc.pid, code)
+        if not child.restart:
+            return
+        # Back off when it crashes right after start, so a broken model does not spin the CPU.
+        delay_s = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
+        if time.monotonic() - child.started_at > 60:
+            delay_s = 0.5
+        child.restarts += 1
+        log.warning("restarting %s in %.1f s (restart %d)", child.name, delay_s, child.restarts)
+        await asyncio.sleep(delay_s)
+        if not self.stopping:
+            await self.start(child)
+
+    async def wait_ready(self, child: Child, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        url = f"http://127.0.0.1:{child.port}{child.ping_path or ''}"
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                proc = child.proc
+                if proc is not None and proc.returncode is not None:
+                    await asyncio.sleep(0.1)  # let the pump print the last lines
+                    tail = "\n  ".join(list(child.last_lines)[-8:])
+                    raise LocalStageError(
+                        f"{child.name} exited with code {proc.returncode} while starting; its "
+                        f"last log lines:\n  {tail}"
+                    )
+                try:
+                    if child.ping_path:
+                        async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                            if r.status == 200:
+                                return
+                    else:
+                        _, writer = await asyncio.open_connection("127.0.0.1", child.port)
+                        writer.close()
+                        return
+                except (aiohttp.ClientError, OSError, TimeoutError):
+                    pass
+                await asyncio.sleep(0.1)
+        raise LocalStageError(f"{child.name} did not become ready within {timeout_s:g} s")
+
+    async def stop(self, child: Child, timeout_s: float) -> None:
+        proc = child.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("%s did not stop within %g s; killing it", child.name, timeout_s)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    async def stop_all(self, groups: list[list[Child]], timeout_s: float) -> None:
+        """Stop group by group (each group's children in parallel), e.g. front before backend."""
+        self.stopping = True
+        for group in groups:
+            await asyncio.gather(*(self.stop(c, timeout_s) for c in group))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.write_state()
+
+    def write_state(self) -> None:
+        if self.state_file is None:
+            return
+        state = {
+            **self.state_extra,
+            "supervisor_pid": os.getpid(),
+            "processes": [
+                {
+                    "name": c.name,
+                    "pid": c.pid,
+                    "port": c.port,
+                    "running": bool(c.proc and c.proc.returncode is None),
+                    "restarts": c.restarts,
+                    **c.extra,
+                }
+                for c in self.children
+            ],
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)

@@ -1,0 +1,377 @@
+"""SageMaker Runtime's InvokeEndpoint, served locally on aiohttp.
+
+``POST /endpoints/{EndpointName}/invocations`` as botocore's ``sagemaker-runtime`` service model
+describes it (rest-json): the request headers ``Content-Type``, ``Accept``,
+``X-Amzn-SageMaker-Custom-Attributes``, ``X-Amzn-SageMaker-Target-Variant``...; the response body
+with ``Content-Type`` and ``x-Amzn-Invoked-Production-Variant``; errors with an
+``x-amzn-ErrorType`` header and a JSON body, so an unmodified boto3 client pointed here through
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` raises the same exception classes as against AWS:
+
+- unknown endpoint / variant, payload over 6 MiB → ``ValidationError`` (400)
+- the container answered 4xx/5xx → ``ModelError`` (424) with ``OriginalStatusCode``,
+  ``OriginalMessage``, ``LogStreamArn``; also when it does not answer within the container timeout
+- every instance's queue is full → ``ThrottlingException`` (429), the error a serverless
+  endpoint gives past its concurrency, which clients retry with back-off
+- no instance reachable (all crashed or restarting), or one died mid-request →
+  ``ServiceUnavailable`` (503)
+
+Requests go to the variant's instances by least outstanding requests (SageMaker's
+``LEAST_OUTSTANDING_REQUESTS`` routing); an instance that refuses connections is taken out of
+rotation and probed on ``/ping`` until it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from local_stage.model_server.server import LOCAL_ERROR_HEADER
+
+log = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit, each way
+FORWARDED_HEADERS = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes")
+LOCAL_ACCOUNT = "000000000000"
+
+
+@dataclass
+class Instance:
+    url: str
+    instance_id: str
+    outstanding: int = 0
+    healthy: bool = True
+
+
+@dataclass
+class Variant:
+    name: str
+    instances: list[Instance]
+    weight: float = 1.0
+    _rr: int = 0
+
+    def pick(self, exclude: set[str]) -> Instance | None:
+        candidates = [i for i in self.instances if i.healthy and i.url not in exclude]
+        if not candidates:
+            return None
+        self._rr += 1
+        # Least outstanding requests; ties rotate so idle instances share the load.
+        n = len(candidates)
+        rotated = candidates[self._rr % n :] + candidates[: self._rr % n]
+        return min(rotated, key=lambda i: i.outstanding)
+
+
+@dataclass
+class Endpoint:
+    name: str
+    variants: list[Variant]
+    container_timeout_s: float = 60.0
+    log_group: str = field(default="")
+
+    def __post_init__(self) -> None:
+        self.log_group = self.log_group or f"/aws/sagemaker/Endpoints/{self.name}"
+
+
+class RuntimeError_(Exception):
+    """An InvokeEndpoint error: botocore's error code, HTTP status, message and modeled fields."""
+
+    def __init__(self, code: str, status: int, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+        self.fields = fields
+
+
+def error_response(err: RuntimeError_, request_id: str) -> web.Response:
+    body = {"message": err.message, **err.fields}
+    return web.Response(
+        status=err.status,
+        body=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "x-amzn-ErrorType": err.code,
+            "x-amzn-RequestId": request_id,
+        },
+    )
+
+
+class RuntimeApi:
+    def __init__(
+        self,
+        endpoints: dict[str, Endpoint],
+        *,
+        region: str = "us-east-1",
+        account: str = LOCAL_ACCOUNT,
+        probe_interval_s: float = 0.25,
+    ) -> None:
+        self.endpoints = endpoints
+        self.region = region
+        self.account = account
+        self.probe_interval_s = probe_interval_s
+        self.session: aiohttp.ClientSession | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self.in_flight = 0
+
+    def app(self) -> web.Application:
+        # Reads up to one byte past the limit so that an oversized payload gets a clear error.
+        app = web.Application(client_max_size=MAX_PAYLOAD_BYTES + 1024 * 1024)
+        app.router.add_post("/endpoints/{endpoint}/invocations", self.invoke)
+        app.router.add_route("*", "/{tail:.*}", self.unknown_operation)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, _app: web.Application) -> None:
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self._probe_task = asyncio.get_running_loop().create_task(self._probe_loop())
+
+    async def _on_cleanup(self, _app: web.Application) -> None:
+        if self._probe_task:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe_task
+        if self.session:
+            await self.session.close()
+
+    async def _probe_loop(self) -> None:
+        """Bring instances that refused connections back into rotation once /ping answers 200."""
+        while True:
+            await asyncio.sleep(self.probe_interval_s)
+            for endpoint in self.endpoints.values():
+                for variant in endpoint.variants:
+                    for inst in variant.instances:
+                        if inst.healthy:
+                            continue
+                        try:
+                            assert self.session is not None
+                            async with self.session.get(
+                                f"{inst.url}/ping", timeout=aiohttp.ClientTimeout(total=2)
+                            ) as resp:
+                                if resp.status == 200:
+                                    inst.healthy = True
+                                    log.info("instance %s is back in rotation", inst.instance_id)
+                        except (aiohttp.ClientError, TimeoutError):
+                            pass
+
+    async def unknown_operation(self, request: web.Request) -> web.Response:
+        err = RuntimeError_(
+            "UnknownOperationException",
+            404,
+            f"{request.method} {request.path} is not an operation of the local SageMaker Runtime "
+            "(only POST /endpoints/{EndpointName}/invocations)",
+        )
+        return error_response(err, str(uuid.uuid4()))
+
+    def log_stream_arn(self, endpoint: Endpoint, variant: Variant, inst: Instance) -> str:
+        return (
+            f"arn:aws:logs:{self.region}:{self.account}:log-group:{endpoint.log_group}"
+            f":log-stream:{variant.name}/{inst.instance_id}"
+        )
+
+    def _choose_variant(self, endpoint: Endpoint, target: str | None) -> Variant:
+        if target:
+            for variant in endpoint.variants:
+                if variant.name == target:
+                    return variant
+            names = [v.name for v in endpoint.variants]
+            raise RuntimeError_(
+                "ValidationError",
+                400,
+                f"Variant {target} not found for endpoint {endpoint.name} (variants: {names}).",
+            )
+        if len(endpoint.variants) == 1:
+            return endpoint.variants[0]
+        weights = [v.weight for v in endpoint.variants]
+        return random.choices(endpoint.variants, weights=weights)[0]  # noqa: S311 (routing, not crypto)
+
+    async def invoke(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        self.in_flight += 1
+        try:
+            return await self._invoke(request, request_id)
+        except RuntimeError_ as err:
+            if err.status >= 500 or err.code in ("ModelError", "ThrottlingException"):
+                log.warning("%s %s: %s", request_id, err.code, err.message)
+            return error_response(err, request_id)
+        finally:
+            self.in_flight -= 1
+
+    async def _invoke(self, request: web.Request, request_id: str) -> web.Response:
+        name = request.match_info["endpoint"]
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            raise RuntimeError_(
+                "ValidationError", 400, f"Endpoint {name} of account {self.account} not found."
+            )
+        body = await request.read()
+        if len(body) > MAX_PAYLOAD_BYTES:
+            raise RuntimeError_(
+                "ValidationError",
+                400,
+                f"Request payload is {len(body)} bytes; InvokeEndpoint accepts at most "
+                f"{MAX_PAYLOAD_BYTES} bytes. Send a smaller payload.",
+            )
+        variant = self._choose_variant(
+            endpoint, request.headers.get("X-Amzn-SageMaker-Target-Variant")
+        )
+        headers = {k: request.headers[k] for k in FORWARDED_HEADERS if k in request.headers}
+        tried: set[str] = set()
+        overloaded = 0
+        while True:
+            inst = variant.pick(tried)
+            if inst is None:
+                if overloaded:
+                    raise RuntimeError_(
+                        "ThrottlingException",
+                        429,
+                        f"Endpoint {name} is overloaded: the request queue of every instance of "
+                        f"variant {variant.name} is full. Retry with back-off, or add instances.",
+                    )
+                raise RuntimeError_(
+                    "ServiceUnavailable",
+                    503,
+                    f"No instance of variant {variant.name} of endpoint {name} is available "
+                    "(crashed or restarting). Try your call again.",
+                )
+            tried.add(inst.url)
+            result = await self._forward(endpoint, variant, inst, body, headers)
+            if result == "retry":
+                continue
+            if result == "overloaded":
+                overloaded += 1
+                continue
+            return result
+
+    async def _forward(
+        self,
+        endpoint: Endpoint,
+        variant: Variant,
+        inst: Instance,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> web.Response | str:
+        assert self.session is not None
+        timeout = aiohttp.ClientTimeout(total=endpoint.container_timeout_s, connect=2)
+        inst.outstanding += 1
+        try:
+            async with self.session.post(
+                f"{inst.url}/invocations", data=body, headers=headers, timeout=timeout
+            ) as resp:
+                payload = await resp.read()
+                status = resp.status
+                resp_headers = resp.headers
+        except TimeoutError:
+            raise RuntimeError_(
+                "ModelError",
+                424,
+                f"Your invocation timed out while waiting for a response from container primary "
+                f"(instance {inst.instance_id}, {endpoint.container_timeout_s:g} s). Review the "
+                "model's latency, resolve the issue, and try again.",
+                ErrorCode="INVOCATION_TIMEOUT",
+                LogStreamArn=self.log_stream_arn(endpoint, variant, inst),
+            ) from None
+        except aiohttp.ClientConnectorError:
+            # Nothing was sent: the instance is down (crashed, restarting). Route around it.
+            inst.healthy = False
+            log.warning("instance %s refused the connection; out of rotation", inst.instance_id)
+            return "retry"
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            inst.healthy = False
+            raise RuntimeError_(
+                "ServiceUnavailable",
+                503,
+                f"Instance {inst.instance_id} of variant {variant.name} stopped responding while "
+                f"handling the request ({type(exc).__name__}; it may have crashed and is being "
+                "restarted). Try your call again.",
+            ) from None
+        finally:
+            inst.outstanding -= 1
+        local_error = resp_headers.get(LOCAL_ERROR_HEADER)
+        if local_error in ("overloaded", "draining"):
+            if local_error == "draining":
+                inst.healthy = False
+                return "retry"
+            return "overloaded"
+        if local_error == "timeout":
+            raise RuntimeError_(
+                "ModelError",
+                424,
+                f"Your invocation timed out while waiting for a response from container primary "
+                f"(instance {inst.instance_id}). Review the model's latency, resolve the issue, "
+                "and try again.",
+                ErrorCode="INVOCATION_TIMEOUT",
+                OriginalStatusCode=status,
+                LogStreamArn=self.log_stream_arn(endpoint, variant, inst),
+            )
+        if status >= 400:
+            text = payload.decode("utf-8", errors="replace")
+            kind = "client" if status < 500 else "server"
+            arn = self.log_stream_arn(endpoint, variant, inst)
+            raise RuntimeError_(
+                "ModelError",
+                424,
+                f'Received {kind} error ({status}) from primary with message "{text}". See the '
+                f"log stream {arn} (the model server's log) for more information.",
+                ErrorCode=f"{kind.upper()}_ERROR_FROM_MODEL",
+                OriginalStatusCode=status,
+                OriginalMessage=text,
+                LogStreamArn=arn,
+            )
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise RuntimeError_(
+                "ModelError",
+                424,
+                f"The model's response is {len(payload)} bytes; InvokeEndpoint returns at most "
+                f"{MAX_PAYLOAD_BYTES} bytes.",
+                ErrorCode="RESPONSE_TOO_LARGE",
+                LogStreamArn=self.log_stream_arn(endpoint, variant, inst),
+            )
+        out_headers = {
+            "Content-Type": resp_headers.get("Content-Type", "application/octet-stream"),
+            "x-Amzn-Invoked-Production-Variant": variant.name,
+            "x-amzn-RequestId": str(uuid.uuid4()),
+        }
+        custom = resp_headers.get("X-Amzn-SageMaker-Custom-Attributes")
+        if custom:
+            out_headers["X-Amzn-SageMaker-Custom-Attributes"] = custom
+        return web.Response(status=200, body=payload, headers=out_headers)
+
+    async def drain(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+
+def endpoints_from_config(config: dict[str, Any]) -> dict[str, Endpoint]:
+    """``{"endpoints": {name: {"container_timeout_s": 60, "variants": [{"name", "weight",
+    "instances": [url, ...]}]}}}`` (what ``up`` writes) → Endpoint objects."""
+    endpoints = {}
+    for name, spec in config["endpoints"].items():
+        variants = [
+            Variant(
+                name=v["name"],
+                weight=float(v.get("weight", 1.0)),
+                instances=[
+                    Instance(url=url.rstrip("/"), instance_id=f"i-local-{v['name']}-{i}")
+                    for i, url in enumerate(v["instances"])
+                ],
+            )
+            for v in spec["variants"]
+        ]
+        endpoints[name] = Endpoint(
+            name=name,
+            variants=variants,
+            container_timeout_s=float(spec.get("container_timeout_s", 60)),
+        )
+    return endpoints
