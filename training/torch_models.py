@@ -141,7 +141,7 @@ class SmallCNN(nn.Module):
     Global average pooling makes it work at any input size of 8 pixels or more.
     """
 
-    def __init__(self, num_classes: int, width: int = 32) -> None:
+    def __init__(self, num_classes: int, width: int = 16) -> None:
         super().__init__()
 
         def block(cin: int, cout: int) -> nn.Sequential:
