@@ -98,22 +98,18 @@ def export_tflite(model, pixels: np.ndarray, path: Path, atol: float) -> dict[st
             "Flex (SELECT_TF_OPS) delegate for its string ops, which tf.lite.Interpreter does "
             "not include here, so its parity cannot be checked"
         )
-    spec = tf.TensorSpec([None, *pixels.shape[1:]], tf.float32, name="image")
-
-    @tf.function(input_signature=[spec])
-    def serve(image):
-        return {"probabilities": model(image, training=False)}
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], model
-    )
-    path.write_bytes(converter.convert())
-    check = np.clip(_parity_batch(pixels), 0.0, 255.0).astype(np.float32)
+    # from_keras_model freezes the weights into constants; from_concrete_functions kept them as
+    # resource variables the interpreter never initialised (every output NaN).
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-        interpreter = tf.lite.Interpreter(model_path=str(path))
+        warnings.simplefilter("ignore")
+        path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        interpreter = tf.lite.Interpreter(model_path=str(path))  # deprecated, still the one here
+    signature = interpreter.get_signature_list()["serving_default"]
+    if len(signature["inputs"]) != 1 or len(signature["outputs"]) != 1:
+        raise ExportError(f"TFLite export expects one input and one output, got {signature}")
     runner = interpreter.get_signature_runner("serving_default")
-    lite = runner(image=check)["probabilities"]
+    check = np.clip(_parity_batch(pixels), 0.0, 255.0).astype(np.float32)
+    (lite,) = runner(**{signature["inputs"][0]: check}).values()
     original = np.asarray(model(check, training=False))
     diff = float(np.abs(lite - original).max())
     return _record(

@@ -203,7 +203,16 @@ def run_example(root: Path, manifest: dict[str, Any], report: Report, atol: floa
         predictions = response.json()["predictions"]
         labels = [p["label"] for p in predictions]
         names = manifest["class_names"]
-        got = np.array([[p["probabilities"][n] for n in names] for p in predictions])
+        # Our handlers answer {name: p}; a bare TF Serving reply (no handler) a list by index.
+        got = np.array(
+            [
+                [p["probabilities"][n] for n in names]
+                if isinstance(p["probabilities"], dict)
+                else p["probabilities"]
+                for p in predictions
+            ],
+            dtype=np.float64,
+        )
     except (ValueError, KeyError, TypeError) as exc:
         report.errors.append(f"the example response is not the documented JSON ({exc})")
         return
