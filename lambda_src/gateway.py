@@ -66,7 +66,8 @@ _METRICS_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_./#:-]{1,255}$")
 _INFERENCE_ID_RE = re.compile(r"^[!-~][ -~]{0,63}$")
 _HEADER_VALUE_RE = re.compile(r"^[ -~]{1,1024}$")
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]+")
-_DATA_URL_RE = re.compile(r"^data:[a-zA-Z0-9.+/-]*;base64,")
+_DATA_URL_RE = re.compile(r"data:[a-zA-Z0-9.+/-]*;base64,")
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TEXTUAL_SUFFIXES = ("json", "+xml", "/xml", "csv", "jsonlines")
 
@@ -326,7 +327,9 @@ def _body_bytes(request: Request, max_payload_bytes: int) -> bytes:
         raise _too_large(decoded_estimate, max_payload_bytes)
     if request.is_base64:
         try:
-            data = base64.b64decode(body, validate=True)
+            # strict_mode (3.11+): the C decoder rejects junk itself; b64decode(validate=True)
+            # adds a regex pass over the whole body.
+            data = binascii.a2b_base64(body, strict_mode=True)
         except (binascii.Error, ValueError) as err:
             raise ApiError(
                 400, "InvalidBody", "the body is flagged base64-encoded but is not valid base64"
@@ -354,23 +357,30 @@ def _reject_json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _is_base64(value: str) -> bool:
+    """Standard (RFC 4648) base64, checked without decoding: a translate pass is ~6x cheaper."""
+    if not value.isascii() or len(value) % 4:
+        return False
+    unpadded = value[:-2] + value[-2:].rstrip("=")
+    return not unpadded.encode("ascii").translate(None, _BASE64_ALPHABET)
+
+
 def _checked_base64(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise ApiError(400, "InvalidInput", f"{where} must be a non-empty base64 string")
-    value = _DATA_URL_RE.sub("", value, count=1)
-    try:
-        base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
+    if value.startswith("data:"):
+        prefix = _DATA_URL_RE.match(value[:256])
+        if prefix:
+            value = value[prefix.end() :]
+    if not _is_base64(value):
         # Tolerate line-wrapped base64 (what `base64` prints by default), nothing else.
         value = "".join(value.split())
-        try:
-            base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError) as err:
+        if not value or not _is_base64(value):
             raise ApiError(
                 400,
                 "InvalidInput",
                 f"{where} is not valid standard base64 (RFC 4648, e.g. `base64 -w0 img.png`)",
-            ) from err
+            )
     return value
 
 
@@ -411,14 +421,22 @@ def _json_invocation(data: bytes, config: Config) -> Invocation:
             400, "InvalidInput", f'unexpected keys {extra} beside "{key}"; send "{key}" alone'
         )
     instances: list[Any]
-    if key == "image":
-        instances = [{"b64": _checked_base64(doc[key], '"image"')}]
-    elif key == "images":
-        instances = [
-            {"b64": _checked_base64(item, f'"images"[{i}]')}
-            for i, item in enumerate(_non_empty_list(doc, key))
-        ]
-    elif key == "text":
+    if key in ("image", "images"):
+        if key == "image":
+            images = [_checked_base64(doc[key], '"image"')]
+        else:
+            items = _non_empty_list(doc, key)
+            images = [_checked_base64(item, f'"images"[{i}]') for i, item in enumerate(items)]
+        # Checked base64 needs no JSON escaping: splice it in rather than json.dumps megabytes.
+        body = (
+            b'{"instances":['
+            + b",".join(b'{"b64":"' + image.encode("ascii") + b'"}' for image in images)
+            + b"]}"
+        )
+        if len(body) > config.max_payload_bytes:
+            raise _too_large(len(body), config.max_payload_bytes)
+        return Invocation(body, config.endpoint_content_type, len(images), key)
+    if key == "text":
         if not isinstance(doc[key], str) or not doc[key]:
             raise ApiError(400, "InvalidInput", '"text" must be a non-empty string')
         instances = [doc[key]]
