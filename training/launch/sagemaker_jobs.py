@@ -144,6 +144,28 @@ def metric_definition_dicts(plan: TrainPlan) -> list[dict[str, str]]:
 
 
 @contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _sdk_region(region: str) -> Iterator[None]:
+    """``--region`` for the SDK parts that build clients from the default session (the log
+    streamer behind ``wait(logs=True)`` does), not only for those that take our session."""
+    with _env(AWS_DEFAULT_REGION=region):
+        yield
+
+
+@contextlib.contextmanager
 def _sdk_offline() -> Iterator[None]:
     """Skip the SDK's client-side role check while the SDK objects are built.
 
@@ -153,15 +175,8 @@ def _sdk_offline() -> Iterator[None]:
     run outside a VPC; stacks/training_access.py), so the check would reject a correct role; and a
     dry run must not call IAM at all. tests/infra/test_training_access.py pins what the role may do.
     """
-    previous = os.environ.get("SAGEMAKER_VALIDATE_ROLE")
-    os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
-    try:
+    with _env(SAGEMAKER_VALIDATE_ROLE="false"):
         yield
-    finally:
-        if previous is None:
-            os.environ.pop("SAGEMAKER_VALIDATE_ROLE", None)
-        else:
-            os.environ["SAGEMAKER_VALIDATE_ROLE"] = previous
 
 
 def make_session(target: Target, boto_session: boto3.Session | None = None) -> Session:
@@ -446,7 +461,7 @@ def run_training(
     boto_session = boto_session or boto3.Session(region_name=plan.target.region)
     upload_source(plan, boto_session)
     trainer = build_trainer(plan, make_session(plan.target, boto_session))
-    with _sdk_offline():
+    with _sdk_offline(), _sdk_region(plan.target.region):
         trainer.train(input_data_config=input_data(plan), wait=wait, logs=wait)
     job = trainer._latest_training_job  # the SDK's documented handle on the job it started
     job_name = job.training_job_name
@@ -467,7 +482,7 @@ def run_tuning(
     upload_source(plan.train, boto_session)
     trainer = build_trainer(plan.train, make_session(plan.train.target, boto_session))
     tuner = build_tuner(plan, trainer)
-    with _sdk_offline():
+    with _sdk_offline(), _sdk_region(plan.train.target.region):
         tuner.tune(inputs=input_data(plan.train), wait=wait)
     name = tuner.latest_tuning_job.hyper_parameter_tuning_job_name
     if not wait:
