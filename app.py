@@ -37,19 +37,20 @@ def _cli_overrides(app: cdk.App) -> dict[str, Any]:
     return {k: app.node.try_get_context(k) for k in sorted(keys)}
 
 
-def load_config(app: cdk.App) -> ServingConfig:
+def load_config(app: cdk.App, overrides: dict[str, Any] | None = None) -> ServingConfig:
     account = str(app.node.try_get_context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT", ""))
     region = str(app.node.try_get_context("region") or os.environ.get("CDK_DEFAULT_REGION", ""))
     return build_config(
         app.node.try_get_context(CONTEXT_ROOT) or {},
-        _cli_overrides(app),
+        _cli_overrides(app) if overrides is None else overrides,
         account=account,
         region=region,
     )
 
 
-def build_app(app: cdk.App) -> ServingStack:
-    config = load_config(app)
+def build_app(app: cdk.App, overrides: dict[str, Any] | None = None) -> ServingStack:
+    """Add the serving stack to ``app``; ``overrides`` replaces the `-c key=value` context keys."""
+    config = load_config(app, overrides)
     model_source = resolve_model_source(config, PROJECT_ROOT)
     stack = ServingStack(
         app,

@@ -1,0 +1,99 @@
+"""Synthesize each stack variant once per test session and share its template."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+import app as cdk_app
+
+ROOT = Path(__file__).resolve().parents[3]
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+S3_MODEL = "s3://my-models-bucket/digits/v3/model.tar.gz"
+
+
+def project_context() -> dict:
+    return json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+def synth(overrides: dict) -> tuple[cdk_app.ServingStack, Template]:
+    """Build the app as `cdk synth -c ...` would; Template.from_stack fails on any nag finding."""
+    app = cdk.App(context={**project_context(), "account": ACCOUNT, "region": REGION})
+    stack = cdk_app.build_app(app, overrides=dict(overrides))
+    return stack, Template.from_stack(stack)
+
+
+def write_artifact(folder: Path, manifest: dict) -> Path:
+    """A small but real model.tar.gz with its manifest beside it, as `make artifacts` lays out."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tarball = folder / "model.tar.gz"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    tarball.write_bytes(gzip.compress(buffer.getvalue()))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return tarball
+
+
+@pytest.fixture(scope="session")
+def dev() -> tuple[cdk_app.ServingStack, Template]:
+    """Dev stage, PyTorch model from an existing S3 artifact, API-key auth."""
+    return synth(
+        {
+            "stage": "dev",
+            "model_data_url": S3_MODEL,
+            "framework": "pytorch",
+            "framework_version": "2.6",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> tuple[cdk_app.ServingStack, Template]:
+    """Prod stage, a local TensorFlow artifact (CDK asset), a client role, CORS and a quota."""
+    tarball = write_artifact(
+        tmp_path_factory.mktemp("artifacts") / "sentiment",
+        {
+            "framework": "tensorflow",
+            "framework_version": "2.19",
+            "content_type": "application/json",
+        },
+    )
+    return synth(
+        {
+            "stage": "prod",
+            "model": "sentiment",
+            "artifact_path": str(tarball),
+            "client_role_principal": "arn:aws:iam::210987654321:role/batch-scorer",
+            "cors_allow_origin": "https://app.example.com",
+            "quota_per_day": 10000,
+            "container_env": {"SAGEMAKER_TFS_ENABLE_BATCHING": "true"},
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def iam_auth() -> tuple[cdk_app.ServingStack, Template]:
+    """Dev stage with IAM (SigV4) auth on the API and a client role in another account."""
+    return synth(
+        {
+            "stage": "dev",
+            "model_data_url": S3_MODEL,
+            "framework": "pytorch",
+            "framework_version": "2.6",
+            "api_auth": "iam",
+            "client_role_principal": "210987654321",
+            "instance_type": "ml.g5.xlarge",
+        }
+    )
