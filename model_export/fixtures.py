@@ -1,0 +1,150 @@
+"""Tiny trained-model folders in the contract's layout, for tests (ours and the local stage's).
+
+They stand in for what ``training/`` writes, so tests can export and serve real artifacts in
+seconds without running a training script. Weights are random but fixed by ``seed``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+# Same contract as training/torch_models.py: build_model(arch, num_classes), torch + stdlib only.
+TINY_TORCH_MODELS = '''"""A tiny architecture module with the build_model contract (tests only)."""
+
+import torch
+from torch import nn
+
+ARCHS = ("tiny_cnn",)
+
+
+class TinyCNN(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, kernel_size=3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.pool = nn.AdaptiveAvgPool2d((2, 2))
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(torch.relu(self.bn(self.conv(x)))), 1))
+
+
+def build_model(arch, num_classes):
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}")
+    return TinyCNN(num_classes)
+'''
+
+DIGIT_NAMES = ("zero", "one", "two")
+
+
+def write_torch_model_dir(
+    root: Path,
+    *,
+    image_size: int = 8,
+    class_names: Sequence[str] = DIGIT_NAMES,
+    seed: int = 0,
+) -> tuple[Path, Path]:
+    """``root/model`` (model.pth, model_config.json, metrics.json) and ``root/torch_models.py``."""
+    import importlib.util
+
+    import torch
+
+    root.mkdir(parents=True, exist_ok=True)
+    arch_path = root / "torch_models.py"
+    arch_path.write_text(TINY_TORCH_MODELS, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"_tiny_torch_models_{seed}", arch_path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(seed)
+    model = module.build_model("tiny_cnn", len(class_names))
+    with torch.no_grad():  # non-trivial batch-norm statistics, as after training
+        model.bn.running_mean.uniform_(-0.5, 0.5)
+        model.bn.running_var.uniform_(0.5, 1.5)
+    model_dir = root / "model"
+    model_dir.mkdir(exist_ok=True)
+    torch.save(model.state_dict(), model_dir / "model.pth")
+    config = {
+        "framework": "pytorch",
+        "task": "image-classification",
+        "arch": "tiny_cnn",
+        "num_classes": len(class_names),
+        "class_names": list(class_names),
+        "image_size": image_size,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }
+    (model_dir / "model_config.json").write_text(json.dumps(config), encoding="utf-8")
+    (model_dir / "metrics.json").write_text(
+        json.dumps({"test_accuracy": 0.5, "test_loss": 1.1}), encoding="utf-8"
+    )
+    return model_dir, arch_path
+
+
+def write_keras_image_model_dir(
+    model_dir: Path,
+    *,
+    image_size: int = 8,
+    class_names: Sequence[str] = ("parasitized", "uninfected"),
+    seed: int = 0,
+    legacy: bool = False,
+) -> Path:
+    """A Keras image classifier: input ``image`` [S, S, 3] in [0, 255], output ``probabilities``.
+
+    ``legacy=True`` also writes ``model.json`` + ``model.weights.h5`` (the older export path).
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(len(class_names), activation="softmax", name="probabilities")(x)
+    model = keras.Model(inputs, outputs)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir / "model.keras")
+    if legacy:
+        (model_dir / "model.json").write_text(model.to_json(), encoding="utf-8")
+        model.save_weights(model_dir / "model.weights.h5")
+    config = {
+        "framework": "tensorflow",
+        "task": "image-classification",
+        "class_names": list(class_names),
+        "image_size": image_size,
+        "backbone": "tiny",
+    }
+    (model_dir / "model_config.json").write_text(json.dumps(config), encoding="utf-8")
+    (model_dir / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}), encoding="utf-8")
+    return model_dir
+
+
+def write_keras_text_model_dir(
+    model_dir: Path,
+    *,
+    class_names: Sequence[str] = ("negative", "neutral", "positive"),
+    seed: int = 0,
+) -> Path:
+    """A Keras text classifier with TextVectorization inside: input ``text`` (strings)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    vectorize = keras.layers.TextVectorization(max_tokens=64, output_sequence_length=8)
+    vectorize.adapt(["the flight was late", "great crew and friendly staff", "lost my bag"])
+    inputs = keras.Input((), dtype="string", name="text")
+    x = keras.layers.Embedding(64, 8)(vectorize(inputs))
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    outputs = keras.layers.Dense(len(class_names), activation="softmax", name="probabilities")(x)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    keras.Model(inputs, outputs).save(model_dir / "model.keras")
+    config = {
+        "framework": "tensorflow",
+        "task": "text-classification",
+        "class_names": list(class_names),
+    }
+    (model_dir / "model_config.json").write_text(json.dumps(config), encoding="utf-8")
+    (model_dir / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}), encoding="utf-8")
+    return model_dir
