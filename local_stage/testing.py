@@ -14,6 +14,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+HTTP_TIMEOUT_S = 60
+
 TORCH_INFERENCE_PY = '''
 """A tiny classifier following the SageMaker PyTorch toolkit contract (test artifact)."""
 import json

@@ -86,7 +86,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-queue",
         type=int,
         default=100,
-        help="requests waiting for the model beyond which new ones are refused (default: 100)",
+        help="requests an instance holds at once (decoding, queued, in the model) beyond which "
+        "new ones are refused with an overload error (default: 100)",
     )
     p.add_argument(
         "--request-timeout-s",

@@ -107,6 +107,11 @@ class ModelServer:
             return self._local_error(503, "draining", "the model server is shutting down")
         self.in_flight += 1
         try:
+            # Admission control: requests being decoded, waiting for or in the model count alike.
+            if self.in_flight > self.batching.max_queue:
+                raise Overloaded(
+                    f"{self.in_flight - 1} requests in flight (bound {self.batching.max_queue})"
+                )
             inv = InvocationRequest(
                 body=await request.read(),
                 content_type=request.headers.get("Content-Type"),

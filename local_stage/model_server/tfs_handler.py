@@ -480,16 +480,13 @@ class TfsHandler(ServingHandler):
                 payload = exc  # output_handler sees TF Serving's 400, as in the container
             return Prepared(payload=payload, state=context)
         content_type = request.content_type
+        if content_type not in JSON_TYPES and content_type != CSV:
+            raise InvocationError(415, f"Unsupported Media Type: {content_type or 'Unknown'}")
         try:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvocationError(400, f"request body is not UTF-8 text: {exc}") from exc
-        if content_type in JSON_TYPES:
-            tfs_body = json_to_tfs_json(text)
-        elif content_type == CSV:
-            tfs_body = csv_to_tfs_json(text)
-        else:
-            raise InvocationError(415, f"Unsupported Media Type: {content_type or 'Unknown'}")
+        tfs_body = json_to_tfs_json(text) if content_type in JSON_TYPES else csv_to_tfs_json(text)
         try:
             return Prepared(payload=self.parse_predict(tfs_body, servable))
         except TfsError as exc:

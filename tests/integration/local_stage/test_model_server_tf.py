@@ -1,0 +1,99 @@
+"""The model server's TF Serving flavour over real HTTP (CONTRACTS.md section 2)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from local_stage.testing import HTTP_TIMEOUT_S
+
+pytestmark = pytest.mark.slow
+post = functools.partial(requests.post, timeout=HTTP_TIMEOUT_S)
+get = functools.partial(requests.get, timeout=HTTP_TIMEOUT_S)
+
+ROW = [1.0, 2.0, 3.0, 4.0]
+
+
+def _post(url: str, body: str | bytes, content_type: str | None, **headers: str):
+    if content_type:
+        headers["Content-Type"] = content_type
+    return post(url + "/invocations", data=body, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def tf_server(module_server, tf_artifacts):
+    return module_server(tf_artifacts["plain"], "tensorflow")
+
+
+def test_request_formats_of_the_container(tf_server):
+    server = tf_server
+    url = server.url
+
+    instances = _post(url, json.dumps({"instances": [ROW, ROW]}), "application/json")
+    inputs = _post(url, json.dumps({"inputs": {"x": [ROW]}}), "application/json")
+    bare = _post(url, json.dumps(ROW), "application/json")  # one instance, wrapped
+    rows = _post(url, json.dumps([ROW, ROW]), "application/json")  # "[[" = the instances list
+    lines = _post(url, json.dumps(ROW) + "\n" + json.dumps(ROW), "application/jsonlines")
+    csv = _post(url, "1,2,3,4\n1,2,3,4", "text/csv")
+
+    assert instances.status_code == 200
+    preds = instances.json()["predictions"]
+    assert len(preds) == 2 and len(preds[0]) == 3
+    assert inputs.json() == {"outputs": [preds[0]]}
+    assert bare.json() == {"predictions": [preds[0]]}
+    assert rows.json() == {"predictions": preds}
+    assert lines.json() == {"predictions": preds}
+    assert csv.json() == {"predictions": preds}
+
+
+def test_unsupported_content_type_is_415_and_bad_shapes_are_400(tf_server):
+    server = tf_server
+
+    png = _post(server.url, b"\x89PNG", "image/png")
+    charset = _post(server.url, "[1,2,3,4]", "application/json; charset=utf-8")
+    short = _post(server.url, json.dumps({"instances": [[1, 2, 3]]}), "application/json")
+    no_key = _post(
+        server.url,
+        json.dumps({"instances": [ROW]}),
+        "application/json",
+        **{"X-Amzn-SageMaker-Custom-Attributes": "tfs-model-name=other"},
+    )
+
+    assert png.status_code == 415
+    assert png.json() == {"error": "Unsupported Media Type: image/png"}
+    assert charset.status_code == 415  # the container compares the header exactly
+    assert short.status_code == 400 and "shape [1, 3]" in short.json()["error"]
+    assert no_key.status_code == 404 and "other" in no_key.json()["error"]
+
+
+def test_input_and_output_handlers_and_batching(model_server, tf_artifacts):
+    server = model_server(
+        tf_artifacts["handlers"],
+        "tensorflow",
+        env={
+            "SAGEMAKER_TFS_ENABLE_BATCHING": "true",
+            "SAGEMAKER_TFS_MAX_BATCH_SIZE": "4",
+            "SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS": "20000",
+        },
+    )
+    one = _post(server.url, json.dumps([ROW]), "application/json")
+    with ThreadPoolExecutor(8) as pool:
+        many = list(
+            pool.map(
+                lambda _: _post(server.url, json.dumps([ROW]), "application/json").json(), range(8)
+            )
+        )
+    refused = _post(server.url, "1,2,3,4", "text/csv")
+    stats = get(server.url + "/_local/stats").json()
+
+    assert one.status_code == 200
+    assert set(one.json()) == {"labels", "probabilities"}
+    assert all(m == one.json() for m in many)
+    assert stats["max_batch_seen"] > 1
+    # input_handler raised: the container answers 500 with the handler's message.
+    assert refused.status_code == 500
+    assert "unsupported content type text/csv" in refused.json()["error"]

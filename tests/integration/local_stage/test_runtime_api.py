@@ -1,0 +1,168 @@
+"""The local SageMaker Runtime API, driven by the unmodified boto3 client.
+
+Each error must come out as the botocore exception class a client catches against AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from local_stage.cli import free_port
+
+from .conftest import REPO, stop_process, wait_http_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runtime(torch_server, tuned_torch_server, tmp_path_factory):
+    normal, busy = torch_server, tuned_torch_server
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: a crashed instance
+    config = {
+        "region": "us-east-1",
+        "account": "123456789012",
+        "endpoints": {
+            "digits": {"variants": [{"name": "AllTraffic", "instances": [normal.url]}]},
+            "busy": {"variants": [{"name": "AllTraffic", "instances": [busy.url]}]},
+            "down": {"variants": [{"name": "AllTraffic", "instances": [dead]}]},
+            "slow": {
+                "container_timeout_s": 1,
+                "variants": [{"name": "AllTraffic", "instances": [normal.url]}],
+            },
+        },
+    }
+    base = tmp_path_factory.mktemp("runtime")
+    (base / "config.json").write_text(json.dumps(config))
+    port = free_port()
+    log_path = base / "runtime.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "local_stage",
+            "runtime-api",
+            "--config",
+            str(base / "config.json"),
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http_port(port, proc, log_path, 60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture
+def client(runtime, monkeypatch):
+    # Exactly how the Lambda (and any user) reaches it: the standard env var, dummy credentials.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", runtime)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+
+
+def test_invoke_endpoint_returns_the_body_content_type_and_variant(client):
+    resp = client.invoke_endpoint(
+        EndpointName="digits",
+        Body=b"[[1,2,3,4]]",
+        ContentType="application/json",
+        Accept="application/json",
+    )
+
+    assert resp["ContentType"] == "application/json"
+    assert resp["InvokedProductionVariant"] == "AllTraffic"
+    assert len(json.loads(resp["Body"].read())["predictions"]) == 1
+
+
+def test_unknown_endpoint_is_a_validation_error(client):
+    with pytest.raises(client.exceptions.ValidationError) as err:
+        client.invoke_endpoint(EndpointName="nope", Body=b"{}", ContentType="application/json")
+    assert "Endpoint nope of account 123456789012 not found" in str(err.value)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_a_container_error_is_a_model_error_with_the_original_status_and_message(client):
+    with pytest.raises(client.exceptions.ModelError) as err:
+        client.invoke_endpoint(
+            EndpointName="digits", Body=b'{"fail": "bad pixels"}', ContentType="application/json"
+        )
+    response = err.value.response
+    assert response["OriginalStatusCode"] == 500
+    assert "the model refused this input: bad pixels" in response["OriginalMessage"]
+    assert response["LogStreamArn"].startswith(
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/digits"
+    )
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
+
+
+def test_no_reachable_instance_is_service_unavailable(client):
+    with pytest.raises(client.exceptions.ServiceUnavailable):
+        client.invoke_endpoint(
+            EndpointName="down", Body=b"[[1,2,3,4]]", ContentType="application/json"
+        )
+
+
+def test_a_full_queue_is_throttling_and_a_slow_model_a_timeout_model_error(client):
+    def invoke(_: int) -> str:
+        try:
+            client.invoke_endpoint(
+                EndpointName="busy", Body=b'{"sleep_s": 0.7}', ContentType="application/json"
+            )
+            return "ok"
+        except ClientError as exc:
+            return exc.response["Error"]["Code"]
+
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(invoke, range(10)))
+
+    assert "ok" in codes
+    assert "ThrottlingException" in codes
+    assert set(codes) <= {"ok", "ThrottlingException"}
+    with pytest.raises(client.exceptions.ModelError) as err:
+        client.invoke_endpoint(
+            EndpointName="slow", Body=b'{"sleep_s": 2}', ContentType="application/json"
+        )
+    assert "timed out" in str(err.value)
+
+
+def test_the_aws_cli_style_env_is_all_a_client_needs(runtime):
+    # A fresh process with only the env var and dummy credentials (no code changes).
+    code = (
+        "import boto3;c=boto3.client('sagemaker-runtime', region_name='us-east-1');"
+        "print(c.invoke_endpoint(EndpointName='digits', Body=b'[[0,0,0,1]]',"
+        "ContentType='application/json')['InvokedProductionVariant'])"
+    )
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": runtime,
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "AllTraffic"
