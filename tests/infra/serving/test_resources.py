@@ -1,0 +1,366 @@
+"""The serving resources and their wiring, looked up by type and properties."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Capture, Match
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _one(template, kind: str, props: dict | None = None) -> tuple[str, dict]:
+    found = template.find_resources(kind, {"Properties": props} if props else None)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return next(iter(found.items()))
+
+
+def test_model_uses_the_offline_resolved_serving_image_and_artifact(dev, prod):
+    _, template = dev
+    template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": {
+                "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6-cpu-py312",
+                "ModelDataUrl": "s3://my-models-bucket/digits/v3/model.tar.gz",
+            },
+            "EnableNetworkIsolation": True,
+        },
+    )
+    # A local artifact becomes a CDK asset; the manifest picks the TF Serving container and the
+    # configured container env reaches the model.
+    _, prod_template = prod
+    prod_template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": {
+                "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-inference:2.19-cpu",
+                # CDK names the asset object <sha256>.gz (aws/aws-cdk#30257); SageMaker reads
+                # the gzipped tar whatever its key.
+                "ModelDataUrl": Match.string_like_regexp(
+                    r"^s3://cdk-hnb659fds-assets-123456789012-us-east-1/[0-9a-f]{64}\.gz$"
+                ),
+                "Environment": {"SAGEMAKER_TFS_ENABLE_BATCHING": "true"},
+            }
+        },
+    )
+
+
+def test_endpoint_config_has_one_variant_with_an_encrypted_volume(dev, iam_auth):
+    _, template = dev
+    key_id, _ = _one(template, "AWS::KMS::Key", {"EnableKeyRotation": True})
+    template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                    "InitialVariantWeight": 1,
+                    "ModelName": {"Fn::GetAtt": [Match.any_value(), "ModelName"]},
+                    "ContainerStartupHealthCheckTimeoutInSeconds": 600,
+                }
+            ],
+            "KmsKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+        },
+    )
+    # Instances with NVMe instance storage refuse a volume key: none is set for them.
+    _, gpu_template = iam_auth
+    _, config = _one(gpu_template, "AWS::SageMaker::EndpointConfig")
+    assert "KmsKeyId" not in config["Properties"]
+    assert config["Properties"]["ProductionVariants"][0]["InstanceType"] == "ml.g5.xlarge"
+    assert gpu_template.find_resources("AWS::KMS::Key") == {}
+
+
+def test_endpoint_is_named_from_the_stack_and_rolls_back_on_errors(dev):
+    _, template = dev
+    alarm = Capture()
+    template.has_resource_properties(
+        "AWS::SageMaker::Endpoint",
+        {
+            "EndpointName": "mlserving-dev-digits-endpoint",
+            "EndpointConfigName": {"Fn::GetAtt": [Match.any_value(), "EndpointConfigName"]},
+            "DeploymentConfig": {
+                "BlueGreenUpdatePolicy": Match.object_like(
+                    {
+                        "TrafficRoutingConfiguration": {
+                            "Type": "ALL_AT_ONCE",
+                            "WaitIntervalInSeconds": 0,
+                        }
+                    }
+                ),
+                "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": {"Ref": alarm}}]},
+            },
+        },
+    )
+    rollback_alarm = template.to_json()["Resources"][alarm.as_string()]
+    assert rollback_alarm["Type"] == "AWS::CloudWatch::Alarm"
+    assert "4xx/5xx" in rollback_alarm["Properties"]["AlarmDescription"]
+
+
+def test_autoscaling_tracks_invocations_per_instance(dev, prod):
+    _, template = dev
+    target_id, _ = _one(
+        template,
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {
+            "ServiceNamespace": "sagemaker",
+            "ResourceId": "endpoint/mlserving-dev-digits-endpoint/variant/AllTraffic",
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            "MinCapacity": 1,
+            "MaxCapacity": 2,
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "ScalingTargetId": {"Ref": target_id},
+            "TargetTrackingScalingPolicyConfiguration": {
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+                },
+                "TargetValue": 70,
+                "ScaleInCooldown": 300,
+                "ScaleOutCooldown": 60,
+            },
+        },
+    )
+    _, prod_template = prod
+    prod_template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": 1, "MaxCapacity": 4}
+    )
+
+
+def test_lambda_has_what_the_handler_needs(dev):
+    _, template = dev
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "handler.lambda_handler",
+            "Runtime": "python3.13",
+            "Timeout": 29,
+            "MemorySize": 512,
+            "TracingConfig": {"Mode": "Active"},
+            "Layers": [
+                {
+                    "Fn::Sub": Match.string_like_regexp(
+                        r":017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:27$"
+                    )
+                }
+            ],
+            "Environment": {
+                "Variables": {
+                    "ENDPOINT_NAME": "mlserving-dev-digits-endpoint",
+                    "ENDPOINT_CONTENT_TYPE": "application/json",
+                    "CORS_ALLOW_ORIGIN": "",
+                    "MAX_PAYLOAD_BYTES": "6291456",
+                    "INVOKE_CONNECT_TIMEOUT_S": "2",
+                    # Answers before the function's own 29 s timeout and API Gateway's 29 s.
+                    "INVOKE_READ_TIMEOUT_S": "25",
+                    "INVOKE_MAX_ATTEMPTS": "2",
+                    "POWERTOOLS_SERVICE_NAME": "digits-dev",
+                    "POWERTOOLS_METRICS_NAMESPACE": "MlServing",
+                    "LOG_LEVEL": "DEBUG",
+                }
+            },
+        },
+    )
+
+
+def test_handler_reads_the_env_vars_the_stack_sets(dev):
+    # The Lambda code and the stack agree on configuration: every variable the handler reads
+    # is set by the stack, ENDPOINT_NAME included.
+    from pathlib import Path
+
+    _, template = dev
+    (function,) = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
+    ).values()
+    env = set(function["Properties"]["Environment"]["Variables"])
+    source = "\n".join(p.read_text() for p in Path("lambda_src").glob("*.py"))
+    for name in (
+        "ENDPOINT_NAME",
+        "ENDPOINT_CONTENT_TYPE",
+        "INVOKE_READ_TIMEOUT_S",
+        "MAX_PAYLOAD_BYTES",
+    ):
+        assert name in env and name in source, name
+
+
+def test_api_integrates_with_the_alias_never_latest(dev, prod):
+    _, template = dev
+    alias_id, alias = _one(template, "AWS::Lambda::Alias", {"Name": "live"})
+    assert "ProvisionedConcurrencyConfig" not in alias["Properties"], (
+        "dev: provisioned concurrency off"
+    )
+    version_ref = alias["Properties"]["FunctionVersion"]
+    assert version_ref["Fn::GetAtt"][1] == "Version"
+    methods = template.find_resources(
+        "AWS::ApiGateway::Method",
+        {"Properties": {"HttpMethod": Match.string_like_regexp("^(GET|POST)$")}},
+    )
+    assert len(methods) == 2
+    for method in methods.values():
+        uri = json.dumps(method["Properties"]["Integration"]["Uri"])
+        assert alias_id in uri, "integration targets the alias"
+        assert method["Properties"]["Integration"]["Type"] == "AWS_PROXY"
+    permissions = template.find_resources("AWS::Lambda::Permission")
+    assert permissions and all(
+        p["Properties"]["FunctionName"] == {"Ref": alias_id} for p in permissions.values()
+    )
+    _, prod_template = prod
+    prod_template.has_resource_properties(
+        "AWS::Lambda::Alias",
+        {"Name": "live", "ProvisionedConcurrencyConfig": {"ProvisionedConcurrentExecutions": 2}},
+    )
+
+
+def test_stage_throttles_logs_and_traces(dev):
+    _, template = dev
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "StageName": "dev",
+            "TracingEnabled": True,
+            "AccessLogSetting": {
+                "DestinationArn": Match.any_value(),
+                "Format": Match.string_like_regexp("requestId"),
+            },
+            "MethodSettings": [
+                Match.object_like(
+                    {
+                        "HttpMethod": "*",
+                        "ResourcePath": "/*",
+                        "ThrottlingRateLimit": 50,
+                        "ThrottlingBurstLimit": 100,
+                        "LoggingLevel": "ERROR",
+                        "DataTraceEnabled": False,
+                        "MetricsEnabled": True,
+                    }
+                )
+            ],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::RestApi",
+        {
+            "BinaryMediaTypes": ["image/png", "image/jpeg"],
+            "EndpointConfiguration": {"Types": ["REGIONAL"]},
+        },
+    )
+
+
+def test_api_key_auth_with_usage_plan_by_default(dev, prod):
+    _, template = dev
+    methods = template.find_resources(
+        "AWS::ApiGateway::Method",
+        {"Properties": {"HttpMethod": Match.string_like_regexp("^(GET|POST)$")}},
+    )
+    assert {m["Properties"]["ApiKeyRequired"] for m in methods.values()} == {True}
+    key_id, _ = _one(template, "AWS::ApiGateway::ApiKey")
+    plan_id, plan = _one(template, "AWS::ApiGateway::UsagePlan")
+    assert plan["Properties"]["Throttle"] == {"RateLimit": 50, "BurstLimit": 100}
+    assert "Quota" not in plan["Properties"]
+    template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlanKey",
+        {"KeyId": {"Ref": key_id}, "UsagePlanId": {"Ref": plan_id}, "KeyType": "API_KEY"},
+    )
+    template.has_output("ApiKeyId", {"Value": {"Ref": key_id}})
+    _, prod_template = prod
+    prod_template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {
+            "Throttle": {"RateLimit": 200, "BurstLimit": 400},
+            "Quota": {"Limit": 10000, "Period": "DAY"},
+        },
+    )
+
+
+def test_iam_auth_replaces_api_keys(iam_auth):
+    _, template = iam_auth
+    methods = template.find_resources(
+        "AWS::ApiGateway::Method",
+        {"Properties": {"HttpMethod": Match.string_like_regexp("^(GET|POST)$")}},
+    )
+    assert {m["Properties"]["AuthorizationType"] for m in methods.values()} == {"AWS_IAM"}
+    assert template.find_resources("AWS::ApiGateway::ApiKey") == {}
+    assert "ApiKeyId" not in template.find_outputs("*")
+
+
+def test_predict_body_is_validated_before_the_lambda_runs(dev):
+    _, template = dev
+    model_id, model = _one(template, "AWS::ApiGateway::Model", {"ContentType": "application/json"})
+    schema = model["Properties"]["Schema"]
+    assert {tuple(s["required"]) for s in schema["anyOf"]} == {
+        ("instances",),
+        ("inputs",),
+        ("image",),
+        ("text",),
+        ("texts",),
+    }
+    validator_id, _ = _one(
+        template, "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True}
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::Method",
+        {
+            "HttpMethod": "POST",
+            "RequestModels": {"application/json": {"Ref": model_id}},
+            "RequestValidatorId": {"Ref": validator_id},
+        },
+    )
+
+
+def test_gateway_errors_use_the_lambdas_error_shape(dev, prod):
+    _, template = dev
+    responses = template.find_resources("AWS::ApiGateway::GatewayResponse")
+    by_type = {r["Properties"]["ResponseType"]: r["Properties"] for r in responses.values()}
+    assert by_type["THROTTLED"]["StatusCode"] == "429"
+    assert by_type["INVALID_API_KEY"]["StatusCode"] == "403"
+    assert by_type["BAD_REQUEST_BODY"]["StatusCode"] == "400"
+    for props in by_type.values():
+        body = props["ResponseTemplates"]["application/json"]
+        assert (
+            body.startswith('{"error": {"code": "') and '"requestId": "$context.requestId"' in body
+        )
+    # With CORS on, errors carry the CORS header too.
+    _, prod_template = prod
+    for response in prod_template.find_resources("AWS::ApiGateway::GatewayResponse").values():
+        assert response["Properties"]["ResponseParameters"] == {
+            "gatewayresponse.header.Access-Control-Allow-Origin": "'https://app.example.com'"
+        }
+    prod_template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like({"CORS_ALLOW_ORIGIN": "https://app.example.com"})
+            }
+        },
+    )
+
+
+def test_alarms_cover_every_layer_and_page_the_topic(dev):
+    _, template = dev
+    topic_id, _ = _one(template, "AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    assert len(alarms) == 5
+    described = {a["Properties"]["AlarmDescription"]: a["Properties"] for a in alarms.values()}
+    names = " ".join(described)
+    for text in ("4xx/5xx", "p99 model latency", "unhandled errors", "throttled", "5xx answers"):
+        assert text in names, text
+    for props in described.values():
+        assert props["AlarmActions"] == [{"Ref": topic_id}]
+    latency = next(p for d, p in described.items() if "latency" in d)
+    assert latency["MetricName"] == "ModelLatency" and latency["Threshold"] == 1_000_000  # µs
+    _one(template, "AWS::CloudWatch::Dashboard")
+
+
+def test_outputs_name_what_a_user_needs(dev):
+    _, template = dev
+    outputs = template.find_outputs("*")
+    assert {"ApiUrl", "ApiKeyId", "EndpointName", "BucketName"} <= set(outputs)
+    assert outputs["EndpointName"]["Value"] == "mlserving-dev-digits-endpoint"
+    assert "ClientRoleArn" not in outputs, "no client role unless a principal is configured"

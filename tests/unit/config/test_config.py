@@ -1,0 +1,181 @@
+"""Config: precedence, coercion of `-c` strings, and errors that name key, value and what is allowed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stacks.artifact import ArtifactError, resolve_model_source
+from stacks.config import ConfigError, build_config, volume_kms_supported
+
+ROOT = Path(__file__).resolve().parents[3]
+CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]["ml-serving"]
+
+
+def test_precedence_defaults_stage_model_then_cli():
+    cfg = build_config(CONTEXT, {"stage": "prod", "model": "dog-breeds"})
+    assert cfg.stack_name == "MlServing-prod-dog-breeds"
+    assert cfg.retain_data is True and cfg.provisioned_concurrency == 2  # stage block
+    assert cfg.instance_type == "ml.c5.xlarge"  # model block
+    assert cfg.max_instances == 4
+    cfg = build_config(
+        CONTEXT, {"stage": "prod", "model": "dog-breeds", "instance_type": "ml.c5.2xlarge"}
+    )
+    assert cfg.instance_type == "ml.c5.2xlarge"  # -c wins
+
+
+def test_cli_strings_are_coerced_to_the_keys_types():
+    cfg = build_config(
+        CONTEXT,
+        {
+            "max_instances": "3",
+            "throttle_rate_limit": "12.5",
+            "volume_kms": "false",
+            "binary_media_types": '["image/png"]',
+            "container_env": '{"SAGEMAKER_TFS_ENABLE_BATCHING": "true"}',
+        },
+    )
+    assert cfg.max_instances == 3 and cfg.throttle_rate_limit == 12.5 and cfg.volume_kms is False
+    assert cfg.binary_media_types == ("image/png",)
+    assert cfg.container_env == {"SAGEMAKER_TFS_ENABLE_BATCHING": "true"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"stage": "qa"}, "'stage' has bad value 'qa': must be one of dev, prod"),
+        ({"instance_type": "m5.large"}, "'instance_type' has bad value 'm5.large'"),
+        ({"max_instances": "lots"}, "'max_instances' has bad value 'lots': must be a number"),
+        (
+            {"min_instances": 3, "max_instances": 2},
+            "'max_instances' has bad value 2: must be at least min_instances (3)",
+        ),
+        ({"api_auth": "none"}, "'api_auth' has bad value 'none': must be one of api_key, iam"),
+        ({"lambda_timeout_s": 60}, "API Gateway gives up on the integration after 29 s"),
+        ({"volume_kms": "maybe"}, "'volume_kms' has bad value 'maybe': must be true or false"),
+        ({"model_data_url": "https://x/model.tar.gz"}, "must be an s3://bucket/key.tar.gz URI"),
+        ({"model_data_url": "s3://bucket-a/m/model.tar.gz"}, "'framework' has bad value 'auto'"),
+        ({"cors_allow_origin": "app.example.com"}, "'cors_allow_origin' has bad value"),
+        ({"model": "My_Model"}, "'model' has bad value 'My_Model'"),
+        ({"client_role_principal": "bob"}, "'client_role_principal' has bad value 'bob'"),
+        (
+            {"instance_typ": "ml.m5.large"},
+            "unknown config key 'instance_typ' in -c overrides; allowed keys: ",
+        ),
+    ],
+)
+def test_bad_values_name_the_key_the_value_and_what_is_allowed(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        build_config(CONTEXT, overrides)
+    assert message in str(error.value)
+
+
+def test_unknown_key_in_a_cdk_json_block_is_rejected():
+    with pytest.raises(ConfigError, match=r"unknown config key 'max_instance' in stages\.prod"):
+        build_config({**CONTEXT, "stages": {"prod": {"max_instance": 3}}}, {"stage": "prod"})
+
+
+@given(st.integers().filter(lambda n: not 0 <= n <= 1000))
+def test_out_of_range_integers_are_always_rejected(value):
+    with pytest.raises(ConfigError, match="provisioned_concurrency"):
+        build_config(CONTEXT, {"provisioned_concurrency": value})
+
+
+def test_volume_key_only_where_the_instance_type_allows_it():
+    assert volume_kms_supported("ml.m5.large") and volume_kms_supported("ml.c5.xlarge")
+    for instance_type in (
+        "ml.g5.xlarge",
+        "ml.m5d.large",
+        "ml.g4dn.xlarge",
+        "ml.p4d.24xlarge",
+        "ml.inf2.xlarge",
+    ):
+        assert not volume_kms_supported(instance_type), instance_type
+
+
+def test_missing_artifact_says_which_file_and_which_command(tmp_path):
+    cfg = build_config(CONTEXT, {"model": "sentiment"}, region="us-east-1")
+    with pytest.raises(ArtifactError) as error:
+        resolve_model_source(cfg, tmp_path)
+    message = str(error.value)
+    assert "artifacts/sentiment/model.tar.gz not found" in message
+    assert "make artifacts MODEL=sentiment" in message and "model_data_url=s3://" in message
+
+
+def test_manifest_picks_framework_container_and_content_type(tmp_path):
+    folder = tmp_path / "artifacts" / "digits"
+    folder.mkdir(parents=True)
+    (folder / "model.tar.gz").write_bytes(b"\x1f\x8b")
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "framework": "pytorch",
+                "framework_version": "2.6",
+                "py_version": "py312",
+                "content_type": "application/json",
+            }
+        )
+    )
+    source = resolve_model_source(build_config(CONTEXT, {}, region="eu-west-1"), tmp_path)
+    assert source.local_path == folder / "model.tar.gz"
+    assert (
+        source.image.uri
+        == "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.6-cpu-py312"
+    )
+    assert (
+        source.image.repository_arn
+        == "arn:aws:ecr:eu-west-1:763104351884:repository/pytorch-inference"
+    )
+    # A GPU instance type gets the GPU image.
+    gpu = resolve_model_source(
+        build_config(CONTEXT, {"instance_type": "ml.g5.xlarge"}, region="eu-west-1"), tmp_path
+    )
+    assert gpu.image.uri.endswith("pytorch-inference:2.6-gpu-py312")
+
+
+def test_unsupported_container_version_is_a_clear_error(tmp_path):
+    cfg = build_config(
+        CONTEXT,
+        {
+            "model_data_url": "s3://bucket-a/m/model.tar.gz",
+            "framework": "pytorch",
+            "framework_version": "0.1",
+        },
+        region="us-east-1",
+    )
+    with pytest.raises(
+        ConfigError, match="no AWS serving container for framework=pytorch version=0.1"
+    ):
+        resolve_model_source(cfg, tmp_path)
+
+
+def test_synth_with_a_bad_value_exits_2_with_the_message_and_no_traceback(tmp_path):
+    # As `cdk synth -c max_instances=0` runs the app.
+    context = {**json.loads((ROOT / "cdk.json").read_text())["context"], "max_instances": "0"}
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "CDK_CONTEXT_JSON": json.dumps(context),
+            "CDK_OUTDIR": str(tmp_path),
+            "CDK_DEFAULT_REGION": "us-east-1",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert (
+        "error: config key 'max_instances' has bad value 0: must be at least min_instances (1)"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
