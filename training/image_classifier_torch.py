@@ -455,7 +455,6 @@ def profiler_context(args: argparse.Namespace, ctx: Dist) -> Any:
 
 def main(args: argparse.Namespace) -> int:
     ctx = setup_distributed(args.device)
-    cli.setup_logging(ctx.rank)
     try:
         return train(args, ctx)
     finally:
@@ -811,5 +810,5 @@ def write_profile_summary(out: Path, timing: TimeBreakdown, profiler: Any) -> No
 
 
 if __name__ == "__main__":
-    cli.setup_logging()
+    cli.setup_logging(int(os.environ.get("RANK", "0")))
     sys.exit(cli.run(main, parse_args()))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -148,20 +147,6 @@ def test_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one(colour_im
     assert len(history["valid_accuracy"]) == 3
 
 
-def test_checkpoint_from_other_settings_is_refused_with_advice(colour_images, tmp_path):
-    common = ["--data", str(colour_images), *FAST, "--smoke", "--batch-size", "8"]
-    assert run_script(SCRIPT, *common, *outputs(tmp_path)).returncode == 0
-    result = run_script(SCRIPT, *common, "--lr", "0.1", *outputs(tmp_path))
-    assert result.returncode == 2
-    assert "--resume false" in result.stderr and "lr" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert "other settings" in (tmp_path / "failure").read_text()
-    # --resume false starts over instead.
-    fresh = run_script(SCRIPT, *common, "--lr", "0.1", "--resume", "false", *outputs(tmp_path))
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
-    assert "resuming" not in fresh.stderr
-
-
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes_shards_data_and_rank0_writes(colour_images, tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(PYTHON).parent)) or "torchrun"
@@ -222,29 +207,3 @@ def test_lr_far_too_high_trips_the_health_checks(colour_images, tmp_path):
     assert fatal.returncode == 1
     assert "exploding_gradients" in (tmp_path / "fatal" / "failure").read_text()
     assert not (tmp_path / "fatal" / "model" / "model.pth").exists()
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--data", "/nonexistent/data"], "no train data"),
-        (["--train", "/nonexistent/train"], "does not exist"),
-        (["--data", "{images}", "--pretrained-weights", "/nonexistent.pth"], "is not a file"),
-    ],
-)
-def test_bad_input_is_one_clear_line_and_a_failure_file(colour_images, tmp_path, args, message):
-    args = [a.replace("{images}", str(colour_images)) for a in args]
-    result = run_script(SCRIPT, *args, *FAST, *outputs(tmp_path))
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert message in (tmp_path / "failure").read_text()
-
-
-def test_help_states_every_default():
-    result = run_script(SCRIPT, "--help")
-    assert result.returncode == 0
-    for flag in ("--epochs", "--batch-size", "--lr", "--seed", "--checkpoint-every-steps"):
-        assert flag in result.stdout
-    assert "(default: 10)" in result.stdout  # epochs
-    assert os.environ.get("SM_MODEL_DIR") is None
