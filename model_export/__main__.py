@@ -67,7 +67,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m model_export",
         description="Turn a trained model into a model.tar.gz that its SageMaker serving "
@@ -175,7 +175,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="tolerance on probabilities. Default: the manifest's (1e-4 unless exported with "
         "another --atol).",
     )
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _summary(result) -> None:

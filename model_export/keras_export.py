@@ -190,14 +190,14 @@ def export_keras(
     atol: float = manifest_lib.DEFAULT_ATOL,
 ) -> ExportResult:
     """Write ``<out_dir>/model.tar.gz`` and ``<out_dir>/manifest.json`` (+ ``model.tflite``)."""
-    import keras
-    import tensorflow as tf
-
     check_name_version(name, version)
     if layout not in ("name", "servo"):
         raise ExportError(f"--layout {layout!r} must be 'name' or 'servo'")
     if not model_dir.is_dir():
         raise ExportError(f"--model-dir {model_dir} is not a directory")
+    import keras
+    import tensorflow as tf
+
     out_dir = out_dir or Path("artifacts") / name
     config = read_config(model_dir)
     metrics = read_metrics(model_dir)

@@ -150,11 +150,11 @@ def export_pytorch(
     atol: float = manifest_lib.DEFAULT_ATOL,
 ) -> ExportResult:
     """Write ``<out_dir>/model.tar.gz`` and ``<out_dir>/manifest.json`` (+ ``model.onnx``)."""
-    import torch
-
     check_name_version(name, version)
     if not model_dir.is_dir():
         raise ExportError(f"--model-dir {model_dir} is not a directory")
+    import torch
+
     out_dir = out_dir or Path("artifacts") / name
     config = read_config(model_dir)
     metrics = read_metrics(model_dir)
