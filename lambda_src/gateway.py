@@ -661,11 +661,11 @@ class Gateway:
         accept = request.headers.get("accept")
         if accept is not None and not _HEADER_VALUE_RE.match(accept):
             raise ApiError(400, "InvalidHeader", "Accept must be 1-1024 printable ASCII characters")
-        invocation = build_invocation(request, self.config)
         if request.headers.get("content-type", "").startswith("image/") and not request.is_base64:
             self._logger.warning(
                 "image body arrived as text: the API's binary media types must include image/*"
             )
+        invocation = build_invocation(request, self.config)
         result = self._invoke(invocation, accept, request_id)
         body = result["Body"]
         data = body.read() if hasattr(body, "read") else bytes(body)

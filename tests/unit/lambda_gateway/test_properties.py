@@ -122,7 +122,11 @@ def run_with_healthy_endpoint(gw: Any, event: Any) -> tuple[dict[str, Any], bool
     stubber.add_response("invoke_endpoint", invoke_response(b'{"outputs": "ok"}'))
     with stubber:
         response = gw.handle(event)
-        called = not stubber._queue  # the stubbed answer was consumed
+        try:
+            stubber.assert_no_pending_responses()
+            called = True  # the stubbed answer was consumed
+        except AssertionError:
+            called = False
     return response, called
 
 
