@@ -214,6 +214,12 @@ def test_default_token_permissions_are_read_only_everywhere(workflows):
         assert document["permissions"] == {"contents": "read"}, name
 
 
+def test_scripts_run_with_pipefail(workflows):
+    # Without `shell: bash` a runner uses `bash -e {0}`: `launcher | tee log` would hide a failure.
+    for name, document in workflows.items():
+        assert document["defaults"] == {"run": {"shell": "bash"}}, name
+
+
 def test_id_token_write_only_on_jobs_that_assume_aws_roles(workflows):
     assuming = set()
     for name, document in workflows.items():
