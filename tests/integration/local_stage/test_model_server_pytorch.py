@@ -149,3 +149,24 @@ def test_sigterm_drains_the_request_in_flight(model_server, torch_model_dir):
 
     assert answer.status_code == 200
     assert server.proc.wait(timeout=10) == 0
+
+
+def test_answers_match_model_exports_container_emulation(torch_server, torch_model_dir):
+    """model_export's in-process emulation (what `verify` trusts) and the server must agree."""
+    from model_export.containers import PyTorchContainer
+
+    container = PyTorchContainer(torch_model_dir)
+    cases = [
+        ("[[1,2,3,4],[4,3,2,1]]", "application/json", "application/json"),
+        ("[[1,2,3,4]]", "application/json", "text/csv"),
+        ('{"fail": "x"}', "application/json", None),
+        ("[[1,2,3,4]]", "application/json; charset=utf-8", None),
+    ]
+    for body, content_type, accept in cases:
+        headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
+        served = post(torch_server.url + "/invocations", data=body, headers=headers)
+        emulated = container.invoke(body.encode(), content_type, accept)
+        assert served.status_code == emulated.status, (body, content_type)
+        if emulated.status == 200:
+            assert served.content == emulated.body
+            assert served.headers["Content-Type"] == emulated.content_type
