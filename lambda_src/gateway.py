@@ -537,6 +537,16 @@ def _is_textual(content_type: str) -> bool:
     return media_type.startswith("text/") or media_type.endswith(_TEXTUAL_SUFFIXES)
 
 
+def _as_response_body(data: bytes, content_type: str) -> tuple[str, bool]:
+    """(body, isBase64Encoded): text answers as they are, anything else base64 for API Gateway."""
+    if _is_textual(content_type):
+        try:
+            return data.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(data).decode("ascii"), True
+
+
 def _check_prediction_count(data: bytes, content_type: str, expected: int) -> None:
     """The answer must map one-to-one, in order, onto the inputs it was sent."""
     if not content_type.split(";", 1)[0].strip().lower().endswith("json"):
@@ -614,7 +624,10 @@ class Gateway:
         return self._response(204, "", "text/plain", request_id, headers)
 
     # --- the endpoint call -------------------------------------------------------------------
-    def _invoke(self, invocation: Invocation, accept: str | None, request_id: str) -> Any:
+    def _invoke(
+        self, invocation: Invocation, accept: str | None, request_id: str
+    ) -> tuple[bytes, str]:
+        """One InvokeEndpoint call: (answer body, its content type), or an ApiError."""
         params: dict[str, Any] = {
             "EndpointName": self.config.endpoint_name,
             "Body": invocation.body,
@@ -627,7 +640,11 @@ class Gateway:
             params["InferenceId"] = request_id
         call_start_s = time.perf_counter()
         try:
-            return self._client.invoke_endpoint(**params)
+            result = self._client.invoke_endpoint(**params)
+            # Read inside the try: a timeout can also strike while the answer streams in.
+            body = result["Body"]
+            data = body.read() if hasattr(body, "read") else bytes(body)
+            return data, result.get("ContentType") or "application/octet-stream"
         except ClientError as err:
             api_error = map_client_error(err)
             self._logger.warning(
@@ -666,22 +683,10 @@ class Gateway:
                 "image body arrived as text: the API's binary media types must include image/*"
             )
         invocation = build_invocation(request, self.config)
-        result = self._invoke(invocation, accept, request_id)
-        body = result["Body"]
-        data = body.read() if hasattr(body, "read") else bytes(body)
-        content_type = result.get("ContentType") or "application/octet-stream"
+        data, content_type = self._invoke(invocation, accept, request_id)
         if invocation.input_count is not None:
             _check_prediction_count(data, content_type, invocation.input_count)
-        text: str | None = None
-        if _is_textual(content_type):
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                text = None
-        encoded = text is None
-        if encoded:
-            text = base64.b64encode(data).decode("ascii")
-        assert text is not None
+        text, encoded = _as_response_body(data, content_type)
         if len(text) > LAMBDA_MAX_RESPONSE_BYTES:
             raise ApiError(
                 502, "ResponseTooLarge", "the model's answer exceeds Lambda's 6 MB response limit"

@@ -23,7 +23,8 @@ class Reply:
     body: bytes = b'{"predictions": [0]}'
     content_type: str = "application/json"
     error_type: str | None = None  # x-amzn-ErrorType, as SageMaker Runtime sends it
-    delay_s: float = 0.0
+    delay_s: float = 0.0  # before the status line
+    body_delay_s: float = 0.0  # after the headers and half the body: a stall mid-answer
 
 
 @dataclass
@@ -65,7 +66,14 @@ def make_request_handler(state: RuntimeStandIn) -> type[BaseHTTPRequestHandler]:
                 else:
                     self.send_header("x-Amzn-Invoked-Production-Variant", "AllTraffic")
                 self.end_headers()
-                self.wfile.write(reply.body)
+                if reply.body_delay_s:
+                    half = len(reply.body) // 2
+                    self.wfile.write(reply.body[:half])
+                    self.wfile.flush()
+                    time.sleep(reply.body_delay_s)
+                    self.wfile.write(reply.body[half:])
+                else:
+                    self.wfile.write(reply.body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (read timeout): nothing to answer
 

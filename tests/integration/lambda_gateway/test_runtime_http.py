@@ -57,6 +57,14 @@ def test_read_timeout_is_504_after_a_single_attempt(load_handler, runtime, event
     assert elapsed_s < 1.4  # gave up at the read timeout, did not wait for the slow model
 
 
+def test_an_answer_stalling_mid_body_is_a_504(load_handler, runtime, event) -> None:
+    handler = load_handler(INVOKE_READ_TIMEOUT_S="0.5")
+    runtime.reset(Reply(body=b'{"predictions": ["pos", "neg"]}', body_delay_s=1.5))
+    response = handler.lambda_handler(event("apigw_http_v2_predict_texts.json"), None)
+    assert response["statusCode"] == 504
+    assert error_code(response) == "GatewayTimeout"
+
+
 def test_service_unavailable_is_retried_once_then_succeeds(load_handler, runtime, event) -> None:
     handler = load_handler(INVOKE_MAX_ATTEMPTS="2")
     runtime.reset(
