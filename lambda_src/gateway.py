@@ -25,6 +25,8 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
     ReadTimeoutError,
 )
 
@@ -670,6 +672,13 @@ class Gateway:
                 "ServiceUnavailable",
                 "the model endpoint could not be reached; retry later",
                 {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
+            ) from err
+        except (HTTPClientError, IncompleteReadError) as err:
+            # The connection broke mid-request or mid-answer (after standard-mode retries).
+            raise ApiError(
+                502,
+                "BadGateway",
+                "the connection to the model endpoint broke off; retry the request",
             ) from err
         finally:
             self._endpoint_ms = (time.perf_counter() - call_start_s) * 1000.0

@@ -25,6 +25,7 @@ class Reply:
     error_type: str | None = None  # x-amzn-ErrorType, as SageMaker Runtime sends it
     delay_s: float = 0.0  # before the status line
     body_delay_s: float = 0.0  # after the headers and half the body: a stall mid-answer
+    hang_up: bool = False  # close the connection without answering
 
 
 @dataclass
@@ -56,6 +57,9 @@ def make_request_handler(state: RuntimeStandIn) -> type[BaseHTTPRequestHandler]:
             reply = state.replies.pop(0) if state.replies else Reply()
             if reply.delay_s:
                 time.sleep(reply.delay_s)
+            if reply.hang_up:
+                self.close_connection = True
+                return
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)

@@ -65,6 +65,15 @@ def test_an_answer_stalling_mid_body_is_a_504(load_handler, runtime, event) -> N
     assert error_code(response) == "GatewayTimeout"
 
 
+def test_a_dropped_connection_is_retried_then_a_502(load_handler, runtime, event) -> None:
+    handler = load_handler(INVOKE_MAX_ATTEMPTS="2")
+    runtime.reset(Reply(hang_up=True), Reply(hang_up=True))
+    response = handler.lambda_handler(event("apigw_http_v2_predict_texts.json"), None)
+    assert response["statusCode"] == 502
+    assert error_code(response) == "BadGateway"
+    assert len(runtime.seen) == 2
+
+
 def test_service_unavailable_is_retried_once_then_succeeds(load_handler, runtime, event) -> None:
     handler = load_handler(INVOKE_MAX_ATTEMPTS="2")
     runtime.reset(
