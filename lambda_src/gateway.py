@@ -684,7 +684,7 @@ class Gateway:
             self._endpoint_ms = (time.perf_counter() - call_start_s) * 1000.0
 
     def _predict(self, request: Request, request_id: str) -> tuple[dict[str, Any], Invocation]:
-        accept = request.headers.get("accept")
+        accept = request.headers.get("accept", "").strip() or None
         if accept is not None and not _HEADER_VALUE_RE.match(accept):
             raise ApiError(400, "InvalidHeader", "Accept must be 1-1024 printable ASCII characters")
         if request.headers.get("content-type", "").startswith("image/") and not request.is_base64:

@@ -149,6 +149,18 @@ def test_no_accept_header_means_none_is_sent(gw) -> None:
     assert gw.handle(ev)["statusCode"] == 200
 
 
+def test_an_empty_accept_header_counts_as_none(gw) -> None:
+    gw.expect_invoke(sent({"instances": ["x"]}), accept=None)
+    assert gw.handle(json_event({"text": "x"}, headers={"Accept": " "}))["statusCode"] == 200
+
+
+def test_a_base64_encoded_json_body_is_decoded_first(gw) -> None:
+    body = json.dumps({"instances": [[1, 2]]})
+    gw.expect_invoke(body.encode())
+    ev = make_event(base64.b64encode(body.encode()).decode(), is_base64=True, v2=True)
+    assert gw.handle(ev)["statusCode"] == 200
+
+
 def test_binary_answers_are_base64_encoded_for_api_gateway(gw) -> None:
     answer = b"\x93NUMPY\x01\x00binary"
     gw.expect_invoke(
