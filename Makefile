@@ -13,7 +13,9 @@ MODEL ?= digits
 # Synth needs a region to resolve the serving image; deploy uses your AWS profile's.
 REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 CDK := node_modules/.bin/cdk
-CDK_ARGS := -c stage=$(STAGE) -c model=$(MODEL) $(if $(MODEL_DATA_URL),-c model_data_url=$(MODEL_DATA_URL))
+# CDK_CONTEXT adds any config key: make synth CDK_CONTEXT="-c max_instances=4"
+CDK_CONTEXT ?=
+CDK_ARGS := -c stage=$(STAGE) -c model=$(MODEL) $(if $(MODEL_DATA_URL),-c model_data_url=$(MODEL_DATA_URL)) $(CDK_CONTEXT)
 
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -21,10 +23,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Never wait on the EC2 metadata service for credentials on a machine that is not EC2.
 export AWS_EC2_METADATA_DISABLED ?= true
 
-.PHONY: help install test lint typecheck synth artifacts deploy destroy bootstrap bench clean
+.PHONY: help install test lint typecheck local synth artifacts deploy destroy bootstrap github-oidc \
+	upload-data train-sagemaker tune-sagemaker bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 # --- set-up -------------------------------------------------------------------------------------
 $(STAMPS)/python: requirements.txt requirements-ml.txt requirements-dev.txt lambda_src/requirements.txt
@@ -52,9 +55,40 @@ typecheck: install ## mypy on stacks/ and lambda_src/
 test: install lint ## Install, then run the whole test suite
 	$(BIN)/python -m pytest
 
+# --- the default model: digits, trained and exported offline ------------------------------------
+PORT ?= 3000
+DIGITS_EPOCHS ?= 10
+
+data/digits/train:
+	@echo "==> The digits data set as PNG files (scikit-learn's bundled handwritten digits)"
+	$(BIN)/python training/prepare_digits.py --out data/digits
+
+runs/digits/model/model.pth: | data/digits/train
+	@echo "==> Training the digits classifier (small CNN, CPU)"
+	$(BIN)/python training/image_classifier_torch.py --arch small_cnn --data data/digits \
+		--model-dir runs/digits/model --output-dir runs/digits/output \
+		--checkpoint-dir runs/digits/checkpoints --epochs $(DIGITS_EPOCHS) --lr 0.003 --image-size 32
+
+artifacts/digits/model.tar.gz: runs/digits/model/model.pth
+	@echo "==> Exporting and verifying artifacts/digits/model.tar.gz"
+	$(BIN)/python -m model_export pytorch --model-dir runs/digits/model --name digits
+	$(BIN)/python -m model_export verify artifacts/digits/model.tar.gz
+
+# Other models: train them (docs/training.md), then export their model dir yourself.
+artifacts/%/model.tar.gz:
+	@echo "error: no recipe builds artifacts/$*/model.tar.gz here. Train the model (docs/training.md)," >&2
+	@echo "then: python -m model_export <pytorch|keras> --model-dir <its model dir> --name $*" >&2
+	@echo "or deploy an artifact already in S3: make deploy MODEL=$* MODEL_DATA_URL=s3://.../model.tar.gz" >&2
+	@exit 2
+
+artifacts: install artifacts/$(MODEL)/model.tar.gz ## Build, export and verify the model's artifact (MODEL=digits)
+
+local: install artifacts/$(MODEL)/model.tar.gz ## The main job: the stack on this machine, no AWS or Docker (MODEL, STAGE, PORT)
+	$(MAKE) synth STAGE=$(STAGE) MODEL=$(MODEL)
+	@echo "==> Local stage of MlServing-$(STAGE)-$(MODEL) (Ctrl-C stops it)"
+	$(BIN)/python -m local_stage up --stack MlServing-$(STAGE)-$(MODEL) --app-dir cdk.out --port $(PORT)
+
 # --- the CDK app --------------------------------------------------------------------------------
-artifacts/$(MODEL)/model.tar.gz:
-	$(MAKE) artifacts MODEL=$(MODEL)
 
 synth: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Synthesize the stack into cdk.out/ (STAGE, MODEL, MODEL_DATA_URL)
 	CDK_DEFAULT_REGION=$${CDK_DEFAULT_REGION:-$(REGION)} $(CDK) synth --quiet $(CDK_ARGS)
@@ -67,11 +101,24 @@ bootstrap: install ## One-time per account and region: cdk bootstrap (needs AWS 
 deploy: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Deploy the stack (needs AWS credentials), outputs in cdk-outputs.json
 	$(CDK) deploy $(CDK_ARGS) --require-approval never --outputs-file cdk-outputs.json
 
-destroy: install ## Tear the stack down (needs AWS credentials)
-	$(CDK) destroy $(CDK_ARGS) --force
+destroy: install ## Tear the stack down (needs AWS credentials; no local artifact needed)
+	$(CDK) destroy $(CDK_ARGS) -c for_destroy=true --force
+
+github-oidc: install ## One-time: GitHub OIDC provider + CI roles (GITHUB_REPO=owner/name; AWS credentials)
+	$(CDK) deploy GitHubOidc -c github_repo=$(GITHUB_REPO) $(CDK_CONTEXT)
+
+# --- training on AWS (docs/training.md) ---------------------------------------------------------
+upload-data: install ## Upload data/$(MODEL) to the stack's bucket
+	$(BIN)/python -m training.launch upload-data --model $(MODEL) --stage $(STAGE) --source data/$(MODEL)
+
+train-sagemaker: install ## A SageMaker training job; ARGS="--spot --wait" etc.
+	$(BIN)/python -m training.launch train --model $(MODEL) --stage $(STAGE) $(ARGS)
+
+tune-sagemaker: install ## A SageMaker hyperparameter tuning job; ARGS="--max-jobs 8" etc.
+	$(BIN)/python -m training.launch tune --model $(MODEL) --stage $(STAGE) $(ARGS)
 
 bench: install ## Run the benchmarks under bench/ (minutes; results in bench/results/)
 	@for b in bench/*.py; do echo "==> $$b"; $(BIN)/python $$b; done
 
-clean: ## Remove build outputs (keeps the environments)
+clean: ## Remove build outputs (keeps the environments, data and artifacts)
 	rm -rf cdk.out .pytest_cache .ruff_cache .mypy_cache

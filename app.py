@@ -4,6 +4,7 @@
     cdk synth                               # dev stage, default model (cdk.json)
     cdk deploy -c stage=prod -c model=digits
     cdk synth -c instance_type=ml.c5.xlarge  # any config key, see README "Configuration"
+    cdk deploy GitHubOidc -c github_repo=owner/name   # once: the CI roles (docs/github-actions.md)
 
 Account and region come from the CDK environment (CDK_DEFAULT_ACCOUNT / CDK_DEFAULT_REGION, set by
 the CLI from your AWS profile) or from `-c account=... -c region=...`; synth makes no AWS calls.
@@ -11,6 +12,7 @@ the CLI from your AWS profile) or from `-c account=... -c region=...`; synth mak
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -21,10 +23,28 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.artifact import resolve_model_source
-from stacks.config import CONTEXT_ROOT, ConfigError, ServingConfig, build_config
+from stacks.config import CONTEXT_ROOT, ServingConfig, build_config
+from stacks.github_oidc import DEFAULT_CDK_QUALIFIER, GitHubOidcStack
 from stacks.serving_stack import ServingStack
 
 PROJECT_ROOT = Path(__file__).resolve().parent
+# Context keys that select what to synthesize rather than configure the serving stack.
+GITHUB_KEYS = (
+    "github_repo",
+    "github_branches",
+    "github_environments",
+    "oidc_provider_arn",
+    "cdk_qualifier",
+    "training_role_arn",
+    "training_bucket_name",
+)
+FOR_DESTROY = "for_destroy"
+# `cdk destroy` synthesizes too; the artifact is irrelevant then, so a missing one must not block it.
+_DESTROY_PLACEHOLDER = {
+    "model_data_url": "s3://artifact-not-needed-for-destroy/model.tar.gz",
+    "framework": "pytorch",
+    "framework_version": "2.6",
+}
 
 
 def _cli_overrides(app: cdk.App) -> dict[str, Any]:
@@ -33,7 +53,7 @@ def _cli_overrides(app: cdk.App) -> dict[str, Any]:
     keys: set[str] = set()
     if raw:
         keys = {k for k in json.loads(raw) if "@" not in k and ":" not in k}
-    keys -= {CONTEXT_ROOT, "account", "region"}
+    keys -= {CONTEXT_ROOT, "account", "region", FOR_DESTROY, *GITHUB_KEYS}
     return {k: app.node.try_get_context(k) for k in sorted(keys)}
 
 
@@ -51,6 +71,10 @@ def load_config(app: cdk.App, overrides: dict[str, Any] | None = None) -> Servin
 def build_app(app: cdk.App, overrides: dict[str, Any] | None = None) -> ServingStack:
     """Add the serving stack to ``app``; ``overrides`` replaces the `-c key=value` context keys."""
     config = load_config(app, overrides)
+    destroying = str(app.node.try_get_context(FOR_DESTROY)).lower() == "true"
+    artifact = PROJECT_ROOT / config.resolved_artifact_path
+    if destroying and not config.model_data_url and not artifact.is_file():
+        config = dataclasses.replace(config, **_DESTROY_PLACEHOLDER)  # type: ignore[arg-type]
     model_source = resolve_model_source(config, PROJECT_ROOT)
     stack = ServingStack(
         app,
@@ -70,6 +94,39 @@ def build_app(app: cdk.App, overrides: dict[str, Any] | None = None) -> ServingS
     return stack
 
 
+def _context_list(app: cdk.App, key: str, default: tuple[str, ...]) -> list[str]:
+    value = app.node.try_get_context(key)
+    if value is None:
+        return list(default)
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def build_github_oidc(app: cdk.App) -> GitHubOidcStack | None:
+    """The one-time CI stack, when `-c github_repo=owner/name` asks for it (instead of serving)."""
+    repo = app.node.try_get_context("github_repo")
+    if not repo:
+        return None
+    stack = GitHubOidcStack(
+        app,
+        "GitHubOidc",
+        github_repo=str(repo),
+        github_branches=_context_list(app, "github_branches", ("main",)),
+        github_environments=_context_list(app, "github_environments", ("dev", "prod")),
+        oidc_provider_arn=app.node.try_get_context("oidc_provider_arn") or None,
+        cdk_qualifier=str(app.node.try_get_context("cdk_qualifier") or DEFAULT_CDK_QUALIFIER),
+        training_role_arn=app.node.try_get_context("training_role_arn") or None,
+        training_bucket_name=app.node.try_get_context("training_bucket_name") or None,
+        env=cdk.Environment(
+            account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+            region=os.environ.get("CDK_DEFAULT_REGION"),
+        ),
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return stack
+
+
 def project_context() -> dict[str, Any]:
     """cdk.json's context, for runs of `python app.py` without the CDK CLI (which passes it itself)."""
     if "CDK_CONTEXT_JSON" in os.environ:
@@ -80,8 +137,9 @@ def project_context() -> dict[str, Any]:
 def main() -> None:
     app = cdk.App(context=project_context())
     try:
-        build_app(app)
-    except ConfigError as exc:
+        if build_github_oidc(app) is None:
+            build_app(app)
+    except ValueError as exc:  # ConfigError included: bad config, not a bug
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     app.synth()

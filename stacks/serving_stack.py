@@ -17,6 +17,8 @@ from stacks.model_endpoint import ModelEndpoint
 from stacks.monitoring import Monitoring
 from stacks.prediction_api import PredictionApi
 from stacks.storage import Storage
+from stacks.training_access import TrainingAccess, dlc_repository_arns
+from training.launch import settings as training_layout
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +48,17 @@ class ServingStack(cdk.Stack):
             "Storage",
             retain_data=cfg.retain_data,
             noncurrent_version_expiration_days=cfg.noncurrent_version_expiration_days,
+        )
+
+        # The role SageMaker training jobs run as (training/launch reads it from the outputs).
+        self.training = TrainingAccess(
+            self,
+            "TrainingAccess",
+            bucket=self.storage.bucket,
+            data_prefix=training_layout.DATA_PREFIX,
+            output_prefix=training_layout.OUTPUT_PREFIX,
+            checkpoint_prefix=training_layout.CHECKPOINT_PREFIX,
+            training_image_repositories=dlc_repository_arns(cfg.region),
         )
 
         if model_source.local_path is not None:
@@ -153,6 +166,12 @@ class ServingStack(cdk.Stack):
             )
         cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
         cdk.CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
+        cdk.CfnOutput(
+            self,
+            "TrainingRoleArn",
+            value=self.training.role.role_arn,
+            description="Execution role of SageMaker training jobs (python -m training.launch)",
+        )
         if self.client_access is not None:
             cdk.CfnOutput(self, "ClientRoleArn", value=self.client_access.role.role_arn)
 

@@ -23,6 +23,8 @@ class Storage(Construct):
         noncurrent_version_expiration_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Log delivery is granted by bucket policy (ACLs stay disabled) whatever the app's flags.
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         if noncurrent_version_expiration_days < 1:
             raise ValueError("Storage: noncurrent_version_expiration_days must be at least 1")
         removal = cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY

@@ -207,11 +207,15 @@ class TrainingAccess(Construct):
         stack = cdk.Stack.of(self)
         region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
         account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
+        # A literal with @aws-cdk/core:enablePartitionLiterals and a concrete region.
+        partition = (
+            "<AWS::Partition>" if cdk.Token.is_unresolved(stack.partition) else stack.partition
+        )
         findings = {
             "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken and "
             "cloudwatch:PutMetricData support no resource-level permissions; PutMetricData is "
             "limited to SageMaker's training namespace by a condition.",
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:{region}:{account}:"
+            f"AwsSolutions-IAM5[Resource::arn:{partition}:logs:{region}:{account}:"
             f"log-group:{log_group}:*]": "The log streams of SageMaker's training log group; "
             "stream names are made per job at run time.",
         }

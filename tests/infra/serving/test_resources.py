@@ -361,6 +361,6 @@ def test_alarms_cover_every_layer_and_page_the_topic(dev):
 def test_outputs_name_what_a_user_needs(dev):
     _, template = dev
     outputs = template.find_outputs("*")
-    assert {"ApiUrl", "ApiKeyId", "EndpointName", "BucketName"} <= set(outputs)
+    assert {"ApiUrl", "ApiKeyId", "EndpointName", "BucketName", "TrainingRoleArn"} <= set(outputs)
     assert outputs["EndpointName"]["Value"] == "mlserving-dev-digits-endpoint"
     assert "ClientRoleArn" not in outputs, "no client role unless a principal is configured"
