@@ -34,7 +34,8 @@ $(STAMPS)/python: requirements.txt requirements-ml.txt requirements-dev.txt lamb
 	@echo "==> Python environment in $(VENV) (first run: about 5 minutes, 3.5 GB)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar on -r requirements-dev.txt
+	$(BIN)/python -m pip install --progress-bar on -r requirements-dev.txt \
+		| { grep -v '^Requirement already satisfied' || true; }
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/node: package.json package-lock.json
