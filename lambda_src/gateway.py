@@ -60,13 +60,14 @@ MAX_MODEL_MESSAGE_CHARS = 512
 # Statuses a model container answers for a bad *input*: passed on as client errors, not 502.
 MODEL_CLIENT_ERROR_STATUSES = frozenset({400, 406, 413, 415, 422})
 
-_ENDPOINT_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_MEDIA_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
-_ORIGIN_RE = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$")
-_METRICS_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_./#:-]{1,255}$")
+# Validators below are used with fullmatch: `$` would also accept a trailing newline.
+_ENDPOINT_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_MEDIA_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+_ORIGIN_RE = re.compile(r"(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)")
+_METRICS_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_./#:-]{1,255}")
 # InvokeEndpoint's InferenceId: 1-64 printable characters, not starting with a space.
-_INFERENCE_ID_RE = re.compile(r"^[!-~][ -~]{0,63}$")
-_HEADER_VALUE_RE = re.compile(r"^[ -~]{1,1024}$")
+_INFERENCE_ID_RE = re.compile(r"[!-~][ -~]{0,63}")
+_HEADER_VALUE_RE = re.compile(r"[ -~]{1,1024}")
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]+")
 _DATA_URL_RE = re.compile(r"data:[a-zA-Z0-9.+/-]*;base64,")
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -132,7 +133,7 @@ class Config:
                 "ENDPOINT_NAME is required: set it to the SageMaker endpoint to invoke "
                 "(the stack passes the endpoint's name)"
             )
-        elif not _ENDPOINT_NAME_RE.match(endpoint_name):
+        elif not _ENDPOINT_NAME_RE.fullmatch(endpoint_name):
             problems.append(
                 f"ENDPOINT_NAME={endpoint_name!r} is not a SageMaker endpoint name "
                 "(1-63 letters, digits and hyphens)"
@@ -141,12 +142,12 @@ class Config:
         if not region:
             problems.append("AWS_REGION is not set (Lambda sets it; set it for local runs)")
         content_type = env.get("ENDPOINT_CONTENT_TYPE", "").strip().lower() or JSON_CONTENT_TYPE
-        if not _MEDIA_TYPE_RE.match(content_type):
+        if not _MEDIA_TYPE_RE.fullmatch(content_type):
             problems.append(
                 f"ENDPOINT_CONTENT_TYPE={content_type!r} is not a media type like application/json"
             )
         cors = env.get("CORS_ALLOW_ORIGIN", "").strip()
-        if cors and not _ORIGIN_RE.match(cors):
+        if cors and not _ORIGIN_RE.fullmatch(cors):
             problems.append(
                 f"CORS_ALLOW_ORIGIN={cors!r} must be empty (CORS off), '*' or one origin "
                 "like https://app.example.com"
@@ -163,7 +164,7 @@ class Config:
             )
         attempts = number("INVOKE_MAX_ATTEMPTS", 2, int, 1, 5)
         namespace = env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or "MlServing"
-        if not _METRICS_NAMESPACE_RE.match(namespace):
+        if not _METRICS_NAMESPACE_RE.fullmatch(namespace):
             problems.append(f"POWERTOOLS_METRICS_NAMESPACE={namespace!r} is not a valid namespace")
         level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
         if level not in _LOG_LEVELS:
@@ -457,7 +458,7 @@ def build_invocation(request: Request, config: Config) -> Invocation:
     """Validate a POST /predict request and turn it into the endpoint's payload."""
     media_type, params = _media_type(request.headers.get("content-type"))
     if media_type not in ACCEPTED_CONTENT_TYPES:
-        got = f"Content-Type {media_type!r}" if media_type else "no Content-Type"
+        got = f"Content-Type {media_type[:100]!r}" if media_type else "no Content-Type"
         raise ApiError(
             415,
             "UnsupportedMediaType",
@@ -637,7 +638,7 @@ class Gateway:
         }
         if accept:
             params["Accept"] = accept
-        if _INFERENCE_ID_RE.match(request_id):
+        if _INFERENCE_ID_RE.fullmatch(request_id):
             # Ties the endpoint's data-capture records to the API request id.
             params["InferenceId"] = request_id
         call_start_s = time.perf_counter()
@@ -685,7 +686,7 @@ class Gateway:
 
     def _predict(self, request: Request, request_id: str) -> tuple[dict[str, Any], Invocation]:
         accept = request.headers.get("accept", "").strip() or None
-        if accept is not None and not _HEADER_VALUE_RE.match(accept):
+        if accept is not None and not _HEADER_VALUE_RE.fullmatch(accept):
             raise ApiError(400, "InvalidHeader", "Accept must be 1-1024 printable ASCII characters")
         if request.headers.get("content-type", "").startswith("image/") and not request.is_base64:
             self._logger.warning(

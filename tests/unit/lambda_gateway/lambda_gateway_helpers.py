@@ -98,6 +98,7 @@ class GatewayUnderTest:
         content_type: str = "application/json",
         *,
         accept: str | None = "application/json",
+        inference_id: Any = ANY,
         response_body: bytes | str = b'{"predictions": [1]}',
         response_type: str = "application/json",
     ) -> None:
@@ -106,8 +107,9 @@ class GatewayUnderTest:
             "EndpointName": self.gateway.config.endpoint_name,
             "Body": body,
             "ContentType": content_type,
-            "InferenceId": ANY,
         }
+        if inference_id is not None:
+            expected["InferenceId"] = inference_id
         if accept is not None:
             expected["Accept"] = accept
         self.stubber.add_response(

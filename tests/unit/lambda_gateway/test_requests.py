@@ -25,7 +25,11 @@ def sent(doc: object) -> bytes:
 # --- the real event samples ---------------------------------------------------------------------
 def test_rest_v1_instances_sample_is_forwarded_byte_for_byte(gw) -> None:
     ev = load_event("apigw_rest_v1_predict_instances.json")
-    gw.expect_invoke(ev["body"].encode(), response_body=b'{"predictions": [[0.1], [0.9]]}')
+    gw.expect_invoke(
+        ev["body"].encode(),
+        inference_id=ev["requestContext"]["requestId"],
+        response_body=b'{"predictions": [[0.1], [0.9]]}',
+    )
     response = gw.handle(ev)
     gw.stubber.assert_no_pending_responses()
     assert response["statusCode"] == 200
@@ -291,6 +295,17 @@ def test_invalid_accept_header_is_400(gw) -> None:
     response = gw.handle(json_event({"text": "a"}, headers={"Accept": "x" * 2000}))
     assert response["statusCode"] == 400
     assert error_of(response)["code"] == "InvalidHeader"
+
+
+def test_header_values_with_line_breaks_never_reach_the_endpoint(gw) -> None:
+    response = gw.handle(
+        json_event({"text": "a"}, headers={"Accept": "application/json\nX-Injected: 1"})
+    )
+    assert response["statusCode"] == 400
+    ev = json_event({"text": "a"})
+    ev["requestContext"]["requestId"] = "abc\n"
+    gw.expect_invoke(sent({"instances": ["a"]}), inference_id=None)  # sent without an id
+    assert gw.handle(ev)["statusCode"] == 200
 
 
 def test_a_non_event_is_400(gw) -> None:
