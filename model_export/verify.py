@@ -5,6 +5,9 @@ sentence saying what is wrong and how to fix it); check the manifest and every f
 load the artifact through ``model_export.containers`` (the container's own handler contract);
 send the manifest's example request; compare labels and probabilities with the original model's
 (recorded at export time) within ``atol``.
+
+Like the container, this imports and runs the artifact's ``code/inference.py``: verify only
+artifacts whose code you would deploy. Unpacking itself is safe (no path traversal, no links).
 """
 
 from __future__ import annotations
