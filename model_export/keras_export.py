@@ -161,6 +161,21 @@ def build_serving_module(model, task: str, class_names: list[str], image_size: i
     return module, {"serving_default": bytes_signature, "pixels": pixels_signature}
 
 
+def signature_specs(signatures: dict[str, Any], side: str) -> dict[str, Any]:
+    """``{signature: {tensor name: {"dtype", "shape"}}}`` for the inputs or the outputs."""
+    specs: dict[str, Any] = {}
+    for name, function in sorted(signatures.items()):
+        if side == "inputs":
+            tensors = {spec.name: spec for spec in function.input_signature}
+        else:
+            tensors = function.get_concrete_function().structured_outputs
+        specs[name] = {
+            key: {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
+            for key, spec in sorted(tensors.items())
+        }
+    return specs
+
+
 def _clear_fingerprint_uuid(saved_model_dir: Path) -> None:
     """fingerprint.pb carries a random uuid per save; clear it so exports are reproducible."""
     from tensorflow.core.protobuf import fingerprint_pb2
@@ -268,8 +283,16 @@ def export_keras(
         "response_content_types": ["application/json"],
         "task": task,
         "class_names": class_names,
-        "input": input_doc,
-        "output": {"application/json": output_doc},
+        "input": {
+            **input_doc,
+            "json_schema": manifest_lib.request_schema(task),
+            "signatures": signature_specs(signatures, "inputs"),
+        },
+        "output": {
+            "application/json": output_doc,
+            "json_schema": manifest_lib.response_schema(class_names, handler=handler),
+            "signatures": signature_specs(signatures, "outputs"),
+        },
         "example": {
             "content_type": "application/json",
             "accept": "application/json",

@@ -123,3 +123,63 @@ def container_env(framework: str, name: str) -> dict[str, str]:
         # it happens to find.
         return {"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": name}
     return {"SAGEMAKER_PROGRAM": "inference.py"}
+
+
+def request_schema(task: str) -> dict[str, Any]:
+    """JSON Schema of the JSON request body both frameworks' handlers take."""
+    if task == "text-classification":
+        item: dict[str, Any] = {"type": "string", "minLength": 1}
+    else:
+        item = {
+            "type": "object",
+            "required": ["b64"],
+            "properties": {"b64": {"type": "string", "contentEncoding": "base64"}},
+            "description": "an encoded JPEG or PNG image",
+        }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["instances"],
+        "properties": {"instances": {"type": "array", "minItems": 1, "items": item}},
+    }
+
+
+def response_schema(class_names: list[str], *, handler: bool = True) -> dict[str, Any]:
+    """JSON Schema of the JSON response: ours (handler) or TF Serving's own (no handler)."""
+    if handler:
+        prediction = {
+            "type": "object",
+            "required": ["label", "probability", "probabilities"],
+            "properties": {
+                "label": {"enum": class_names},
+                "probability": {"type": "number", "minimum": 0, "maximum": 1},
+                "probabilities": {
+                    "type": "object",
+                    "required": class_names,
+                    "additionalProperties": False,
+                    "properties": {
+                        name: {"type": "number", "minimum": 0, "maximum": 1} for name in class_names
+                    },
+                },
+            },
+        }
+    else:
+        prediction = {
+            "type": "object",
+            "required": ["label", "probabilities"],
+            "properties": {
+                "label": {"enum": class_names},
+                "probabilities": {
+                    "type": "array",
+                    "items": {"type": "number"},
+                    "minItems": len(class_names),
+                    "maxItems": len(class_names),
+                },
+            },
+        }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["predictions"],
+        "properties": {"predictions": {"type": "array", "items": prediction}},
+    }

@@ -203,11 +203,19 @@ def export_pytorch(
             "preprocessed",
             "preprocessing": f"RGB, bilinear resize to {size}x{size}, /255, "
             f"(x - {config['mean']}) / {config['std']}, channels first",
+            "json_schema": manifest_lib.request_schema("image-classification"),
+            "tensor": {"name": "input", "dtype": "float32", "shape": [None, 3, size, size]},
         },
         "output": {
             "application/json": '{"predictions": [{"label": str, "probability": float, '
             '"probabilities": {class_name: float}}]}',
             "application/x-npy": f"float32 [n, {len(class_names)}] class probabilities",
+            "json_schema": manifest_lib.response_schema(class_names),
+            "tensor": {
+                "name": "probabilities",
+                "dtype": "float32",
+                "shape": [None, len(class_names)],
+            },
         },
         "example": example,
         "training": {"metrics": metrics, "model_config": config},
