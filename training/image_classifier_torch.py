@@ -35,7 +35,12 @@ import torch
 import torch.distributed as dist
 import torch_models
 from common import cli, env, images
-from common.checkpoint import CheckpointManager, write_atomically, write_file_atomically
+from common.checkpoint import (
+    CheckpointManager,
+    check_fingerprint,
+    write_atomically,
+    write_file_atomically,
+)
 from common.health import HealthConfig, HealthMonitor
 from common.metrics import format_metrics
 from common.plotting import plot_history
@@ -359,19 +364,6 @@ def run_fingerprint(args: argparse.Namespace, splits: Splits, world: int) -> dic
         "world_size": world,
         "smoke": args.smoke,
     }
-
-
-def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
-    differs = [
-        f"{key}: checkpoint {saved.get(key)!r}, now {value!r}"
-        for key, value in current.items()
-        if saved.get(key) != value
-    ]
-    if differs:
-        raise env.UsageError(
-            f"the checkpoint in {where} is from a run with other settings ({'; '.join(differs)}): "
-            "pass --resume false to start over, or another --checkpoint-dir"
-        )
 
 
 def evaluate(

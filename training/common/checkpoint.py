@@ -96,6 +96,22 @@ def write_file_atomically(target: Path, data: bytes) -> None:
         raise
 
 
+def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
+    """Refuse to resume a checkpoint made with other settings (it would silently mix two runs)."""
+    from common.env import UsageError
+
+    differs = [
+        f"{key}: checkpoint {saved.get(key)!r}, now {value!r}"
+        for key, value in current.items()
+        if saved.get(key) != value
+    ]
+    if differs:
+        raise UsageError(
+            f"the checkpoint in {where} is from a run with other settings ({'; '.join(differs)}): "
+            "pass --resume false to start over, or another --checkpoint-dir"
+        )
+
+
 class CheckpointManager:
     """Saves and finds checkpoints in ``directory``; only the writer process (rank 0) writes."""
 
