@@ -175,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="tolerance on probabilities. Default: the manifest's (1e-4 unless exported with "
         "another --atol).",
     )
+    verify_parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="the trained model folder: reload the original model and compare with it instead of "
+        "the answer recorded at export. Default: use the recorded answer.",
+    )
+    verify_parser.add_argument(
+        "--arch-module",
+        type=Path,
+        default=None,
+        help="PyTorch, with --model-dir: the build_model module. Default: the artifact's "
+        "code/torch_models.py.",
+    )
     return parser
 
 
@@ -235,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from model_export.verify import verify
 
-        report = verify(args.tarball, args.atol)
+        report = verify(args.tarball, args.atol, args.model_dir, args.arch_module)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

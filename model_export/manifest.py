@@ -14,7 +14,9 @@ the tarball's own sha256 under ``artifact`` and any ``edge`` formats). Schema ve
     accept             the default response type ("application/json")
     request_content_types / response_content_types   every type the handlers take / give
     task, class_names  "image-classification" | "text-classification", labels by class index
-    input, output      human-readable schemas of the request and the response
+    input, output      per content type a description, "json_schema" (JSON Schema of the JSON
+                       request / response body), and "tensor" (PyTorch) or "signatures" (TF:
+                       {signature: {tensor: {"dtype", "shape"}}})
     example            {"content_type", "accept", "body": <JSON request>,
                         "expected": {"labels": [...], "probabilities": [[...]]},
                         "tolerance": {"atol": 1e-4}}  (expected = the original model's output)

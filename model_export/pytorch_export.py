@@ -120,7 +120,14 @@ def load_original(model_dir: Path, config: dict[str, Any], arch_module: ModuleTy
         raise ExportError(f"{weights} is not a loadable state_dict: {exc}") from exc
     if not isinstance(state_dict, dict):
         raise ExportError(f"{weights} holds a {type(state_dict).__name__}, not a state_dict")
-    result = model.load_state_dict(state_dict, strict=False)
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even when strict=False
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)]
+        raise ExportError(
+            f"{weights} does not fit arch {config['arch']!r} built by the architecture module: "
+            f"{first[0].strip()}; is it the torch_models.py training used?"
+        ) from exc
     if result.missing_keys or result.unexpected_keys:
         raise ExportError(
             f"{weights} does not fit arch {config['arch']!r}: missing keys "

@@ -169,3 +169,29 @@ def test_unsafe_tarballs_are_refused_before_anything_runs(tmp_path, tar_of):
 def test_missing_tarball(tmp_path):
     with pytest.raises(ExportError, match="does not exist"):
         verify(tmp_path / "nope.tar.gz")
+
+
+def test_model_dir_reloads_the_original_model(
+    torch_artifact, torch_model, keras_image_artifact, keras_image_model
+):
+    report = verify(torch_artifact[0].tarball, model_dir=torch_model[0])
+    assert report.ok, report.errors
+    assert any("--model-dir agrees" in note for note in report.notes)
+    report = verify(keras_image_artifact[0].tarball, model_dir=keras_image_model)
+    assert report.ok, report.errors
+
+
+def test_model_dir_of_another_model_is_caught(torch_artifact, tmp_path):
+    from model_export import fixtures
+
+    other_dir, _ = fixtures.write_torch_model_dir(tmp_path / "other", seed=7)
+    report = verify(torch_artifact[0].tarball, model_dir=other_dir)
+    assert any("exported from another model" in error for error in report.errors), report.errors
+
+
+def test_a_retrained_model_with_another_shape_is_a_clear_error(torch_artifact, tmp_path):
+    from model_export import fixtures
+
+    other_dir, _ = fixtures.write_torch_model_dir(tmp_path / "other", class_names=("a", "b"))
+    report = verify(torch_artifact[0].tarball, model_dir=other_dir)
+    assert any("does not fit arch" in error or "another model" in error for error in report.errors)
