@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import importlib.util
 import inspect
 import io
@@ -672,7 +673,7 @@ class TFServingContainer:
         elif content_type == "text/csv":
             rows = []
             for line in text.strip().splitlines():
-                fields = next(iter(__import__("csv").reader([line.strip()])), [])
+                fields = next(csv.reader([line.strip()]), [])
                 rows.append(_csv_instance(fields))
             request = json.dumps({"instances": rows})
         else:

@@ -206,6 +206,12 @@ def test_no_handler_uses_the_containers_default_json_rules(keras_text_model, ker
     # this signature (a batch of scalar strings) rejects, as TF Serving would.
     wrapped = served.invoke(b'["great crew"]', "application/json")
     assert wrapped.status == 400 and "shape [1, 1]" in wrapped.json()["error"]
+    # CSV: each line is an instance (quoted as text when its first field is not a number).
+    csv_answer = served.invoke(b"great crew\nlost bag\n", "text/csv")
+    assert csv_answer.status == 200 and len(csv_answer.json()["predictions"]) == 2
+    # JSON Lines: one instance per line.
+    lines = served.invoke(b'{"instances": ["great crew"]}', "application/jsonlines")
+    assert lines.status == 200
     # Only JSON, JSON Lines and CSV reach TF Serving without a handler.
     assert served.invoke(b"great crew", "text/plain").status == 415
     assert served.invoke(b"great crew", "application/json; charset=utf-8").status == 415
