@@ -294,7 +294,12 @@ class PyTorchContainer:
         return Response(200, payload, response_type)
 
     def invoke_batch(self, requests: Sequence[Request]) -> list[Response]:
-        """Serve several requests with one ``predict_fn`` call; responses in request order."""
+        """Serve several requests with one ``predict_fn`` call; responses in request order.
+
+        Inputs that cannot be concatenated (not tensors, or different trailing shapes), and a
+        batch whose ``predict_fn`` fails or returns the wrong number of rows, fall back to one
+        ``predict_fn`` call per request, so one request never fails because of another.
+        """
         import torch
 
         responses: list[Response | None] = [None] * len(requests)
@@ -304,24 +309,31 @@ class PyTorchContainer:
                 inputs.append((i, self.input(request.body, request.content_type)))
             except Exception as exc:
                 responses[i] = _error(_status_of(exc), str(exc) or type(exc).__name__)
-        if inputs:
-            if not all(isinstance(data, torch.Tensor) and data.dim() >= 1 for _, data in inputs):
-                raise TypeError("batching needs input_fn to return tensors with a batch dimension")
+        predictions: dict[int, Any] = {}
+        batchable = (
+            len(inputs) > 1
+            and all(isinstance(data, torch.Tensor) and data.dim() >= 1 for _, data in inputs)
+            and len({tuple(data.shape[1:]) for _, data in inputs}) == 1
+        )
+        if batchable:
             try:
-                prediction = self.predict(torch.cat([data for _, data in inputs]))
+                batch = self.predict(torch.cat([data for _, data in inputs]))
+                if len(batch) != sum(len(data) for _, data in inputs):
+                    raise ValueError("predict_fn returned a different number of rows")
+            except Exception:
+                log.debug("batched predict_fn failed; serving the requests one by one")
+            else:
+                start = 0
+                for i, data in inputs:
+                    predictions[i] = batch[start : start + len(data)]
+                    start += len(data)
+        for i, data in inputs:
+            try:
+                prediction = predictions[i] if i in predictions else self.predict(data)
+                payload, response_type = self.output(prediction, requests[i].accept)
+                responses[i] = Response(200, payload, response_type)
             except Exception as exc:
-                for i, _ in inputs:
-                    responses[i] = _error(_status_of(exc), str(exc) or type(exc).__name__)
-                inputs = []
-            start = 0
-            for i, data in inputs:
-                rows = prediction[start : start + data.shape[0]]
-                start += data.shape[0]
-                try:
-                    payload, response_type = self.output(rows, requests[i].accept)
-                    responses[i] = Response(200, payload, response_type)
-                except Exception as exc:
-                    responses[i] = _error(_status_of(exc), str(exc) or type(exc).__name__)
+                responses[i] = _error(_status_of(exc), str(exc) or type(exc).__name__)
         return [r for r in responses if r is not None]
 
 

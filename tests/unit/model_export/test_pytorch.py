@@ -359,3 +359,23 @@ def test_missing_arch_module_says_which_flag_to_use(torch_model, tmp_path):
         export_pytorch(
             torch_model[0], name="digits", out_dir=tmp_path, arch_module=tmp_path / "nope.py"
         )
+
+
+def test_a_failing_batch_falls_back_to_one_request_at_a_time(container):
+    requests = [Request(_image("PNG", seed=s), "image/png") for s in (1, 2, 3)]
+    original_predict = container._predict_fn
+    calls = []
+
+    def batch_averse_predict(data, model, context=None):
+        calls.append(len(data))
+        if len(data) > 1:
+            raise RuntimeError("out of memory")
+        return original_predict(data, model, context)
+
+    container._predict_fn = batch_averse_predict
+    try:
+        responses = container.invoke_batch(requests)
+    finally:
+        container._predict_fn = original_predict
+    assert calls == [3, 1, 1, 1]
+    assert [r.status for r in responses] == [200, 200, 200]
