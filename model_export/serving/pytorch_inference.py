@@ -20,7 +20,8 @@ Batching contract (the local model server batches several requests into one ``pr
   with the training mean/std, channels first). One request may carry several images.
 - ``predict_fn`` accepts any such tensor ``(B, 3, S, S)``: the server may ``torch.cat`` the
   ``input_fn`` outputs of several requests along dimension 0. It returns a ``torch.float32``
-  tensor ``(B, K)`` of class probabilities (softmax), row ``i`` belonging to input row ``i``.
+  tensor ``(B, K)`` of class probabilities (softmax) on the CPU, row ``i`` belonging to input
+  row ``i``. The model runs on the GPU when there is one.
 - ``output_fn`` takes the rows that belong to one request (``prediction[start:start + n]``)
   and encodes them for that request's ``Accept``; it returns ``(body_bytes, content_type)``.
 
@@ -116,8 +117,11 @@ def model_fn(model_dir, context=None):
         os.path.join(model_dir, "model.pth"), map_location="cpu", weights_only=True
     )
     model.load_state_dict(state_dict)
-    model.eval()
+    # GPU instances (ml.g*) serve on the GPU; CPU instances on the CPU.
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
     _STATE.update(
+        device=device,
         class_names=[str(name) for name in config["class_names"]],
         image_size=int(config["image_size"]),
         mean=np.asarray(config["mean"], dtype=np.float32).reshape(3, 1, 1),
@@ -239,8 +243,10 @@ def predict_fn(input_data, model, context=None):
     """Class probabilities ``(B, K)`` for a batch ``(B, 3, S, S)`` (one or several requests)."""
     if not isinstance(input_data, torch.Tensor) or input_data.dim() != 4:
         raise TypeError("predict_fn expects a 4-D tensor (batch, 3, S, S) from input_fn")
+    device = _STATE.get("device", torch.device("cpu"))
     with torch.inference_mode():
-        return torch.softmax(model(input_data.to(torch.float32)), dim=1)
+        logits = model(input_data.to(device=device, dtype=torch.float32))
+        return torch.softmax(logits, dim=1).cpu()
 
 
 def _pick_accept(accept) -> str:
