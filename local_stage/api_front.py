@@ -13,7 +13,12 @@ environment. As API Gateway does, before the function runs:
   a binary media type;
 - the function raising, or answering something that is not a proxy response → 502
   ``{"message": "Internal server error"}``; no answer within the integration timeout → 504
-  ``{"message": "Endpoint request timed out"}``.
+  ``{"message": "Endpoint request timed out"}``;
+- a body that fails the method's request model (a RequestValidator with ValidateRequestBody, for
+  the body's content type) → 400 ``{"message": "Invalid request body"}``.
+
+Where the template declares a GatewayResponse for that kind of error (or DEFAULT_4XX/5XX), its
+status, headers and application/json template are used instead, as API Gateway does.
 
 The handler runs in a thread pool (one thread per concurrent "execution environment"), so the
 event loop keeps serving while it waits on the endpoint.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib
+import json
 import logging
 import os
 import sys
@@ -35,9 +41,10 @@ from datetime import UTC, datetime
 from fnmatch import fnmatch
 from typing import Any
 
+import jsonschema
 from aiohttp import web
 
-from local_stage.template import ApiSpec, FunctionSpec, RouteSpec, Throttle
+from local_stage.template import ApiSpec, FunctionSpec, GatewayResponseSpec, RouteSpec, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +240,42 @@ class ApiFront:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
+    def error(self, response_type: str, status: int, message: str) -> web.Response:
+        """API Gateway's own error answer, shaped by the template's GatewayResponse if any."""
+        family = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
+        spec: GatewayResponseSpec | None = self.api.gateway_responses.get(
+            response_type
+        ) or self.api.gateway_responses.get(family)
+        if spec is None:
+            return _message(status, message)
+        request_id = str(uuid.uuid4())
+        body = spec.template or json.dumps({"message": message})
+        body = body.replace("$context.error.messageString", json.dumps(message))
+        body = body.replace("$context.error.message", message)
+        body = body.replace("$context.requestId", request_id)
+        return web.Response(
+            status=spec.status or status,
+            body=body.encode(),
+            content_type="application/json",
+            headers={
+                "x-amzn-ErrorType": _ERROR_TYPES.get(status, "Error"),
+                "x-amzn-RequestId": request_id,
+                **spec.headers,
+            },
+        )
+
+    def invalid_body(self, route: RouteSpec, request: web.Request, body: bytes) -> bool:
+        """Whether the body fails the route's request model for its content type."""
+        media = (request.headers.get("Content-Type") or "application/json").split(";")[0]
+        schema = route.body_schemas.get(media.strip().lower())
+        if schema is None:
+            return False  # no model for this content type: API Gateway passes it through
+        try:
+            document = json.loads(body or b"null")
+        except ValueError:
+            return True
+        return not jsonschema.Draft4Validator(schema).is_valid(document)
+
     async def handle(self, request: web.Request) -> web.Response:
         self.in_flight += 1
         try:
@@ -244,24 +287,26 @@ class ApiFront:
         stage_prefix = f"/{self.api.stage_name}"
         path = request.path
         if path != stage_prefix and not path.startswith(stage_prefix + "/"):
-            return _message(403, "Missing Authentication Token")
+            return self.error("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token")
         resource_path = path[len(stage_prefix) :] or "/"
         match = match_route(self.api.routes, request.method, resource_path)
         if match is None:
-            return _message(403, "Missing Authentication Token")
+            return self.error("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token")
         route = match.route
         if route.api_key_required and request.headers.get("x-api-key") != self.api_key:
-            return _message(403, "Forbidden")
+            return self.error("INVALID_API_KEY", 403, "Forbidden")
         bucket = self.route_buckets.get(id(route))
         if bucket is not None and not bucket.take():
-            return _message(429, "Too Many Requests")
+            return self.error("THROTTLED", 429, "Too Many Requests")
         if route.api_key_required and self.plan_bucket is not None and not self.plan_bucket.take():
-            return _message(429, "Too Many Requests")
+            return self.error("THROTTLED", 429, "Too Many Requests")
         if route.integration == "mock":
             return web.Response(status=route.mock_status, headers=route.mock_headers)
         body = await request.read()
         if len(body) > MAX_REQUEST_BYTES:
-            return _message(413, "Request Too Long")
+            return self.error("REQUEST_TOO_LARGE", 413, "Request Too Long")
+        if route.body_schemas and self.invalid_body(route, request, body):
+            return self.error("BAD_REQUEST_BODY", 400, "Invalid request body")
         event = self.event(request, route, match.path_parameters, resource_path, body)
         assert route.function is not None
         fn = route.function
@@ -277,13 +322,13 @@ class ApiFront:
             )
         except TimeoutError:
             log.warning("%s: the function did not answer in time", context.aws_request_id)
-            return _message(504, "Endpoint request timed out")
+            return self.error("INTEGRATION_TIMEOUT", 504, "Endpoint request timed out")
         except Exception:
             log.exception(
                 "%s: the function raised (Lambda reports it as a failed invocation)",
                 context.aws_request_id,
             )
-            return _message(502, "Internal server error")
+            return self.error("DEFAULT_5XX", 502, "Internal server error")
         return self.to_http(result, request, context.aws_request_id)
 
     def event(
@@ -357,7 +402,7 @@ class ApiFront:
                 request_id,
                 type(result).__name__,
             )
-            return _message(502, "Internal server error")
+            return self.error("DEFAULT_5XX", 502, "Internal server error")
         try:
             status = int(result["statusCode"])
         except (TypeError, ValueError):
@@ -366,7 +411,7 @@ class ApiFront:
                 request_id,
                 result.get("statusCode"),
             )
-            return _message(502, "Internal server error")
+            return self.error("DEFAULT_5XX", 502, "Internal server error")
         headers: dict[str, str] = {}
         for key, values in (result.get("multiValueHeaders") or {}).items():
             headers[key] = ",".join(str(v) for v in values)
@@ -383,7 +428,7 @@ class ApiFront:
                     payload = base64.b64decode(body)
                 except ValueError:
                     log.error("%s: isBase64Encoded but the body is not base64", request_id)
-                    return _message(502, "Internal server error")
+                    return self.error("DEFAULT_5XX", 502, "Internal server error")
         headers["x-amzn-RequestId"] = request_id
         headers.pop("Content-Length", None)
         headers.pop("content-length", None)

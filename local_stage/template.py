@@ -99,6 +99,17 @@ class RouteSpec:
     mock_status: int = 200
     mock_headers: dict[str, str] = field(default_factory=dict)
     throttle: Throttle | None = None
+    # Request validation: content type -> JSON schema of the body (RequestValidator + Model).
+    body_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GatewayResponseSpec:
+    """An AWS::ApiGateway::GatewayResponse: API Gateway's own error answer of one type."""
+
+    status: int | None
+    template: str | None  # the application/json response template
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,7 @@ class ApiSpec:
     routes: tuple[RouteSpec, ...]
     usage_plan_throttle: Throttle | None
     has_api_key: bool
+    gateway_responses: dict[str, GatewayResponseSpec] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -519,6 +531,7 @@ def _read_api(
             "resource_path": resource_path,
             "api_key_required": bool(props.get("ApiKeyRequired", False)),
             "throttle": throttle,
+            "body_schemas": _body_schemas(resources, props),
         }
         if kind == "AWS_PROXY":
             fn_id = _integration_function(resources, integration.get("Uri"))
@@ -578,4 +591,44 @@ def _read_api(
         routes=tuple(routes),
         usage_plan_throttle=usage_throttle,
         has_api_key=has_key,
+        gateway_responses=_gateway_responses(resources, api_id, r),
     )
+
+
+def _body_schemas(resources: dict[str, Any], method: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The JSON schemas API Gateway checks request bodies against, by content type."""
+    validator_ids = _refs(method.get("RequestValidatorId"))
+    validates_body = any(
+        resources.get(v, {}).get("Properties", {}).get("ValidateRequestBody") for v in validator_ids
+    )
+    if not validates_body:
+        return {}
+    schemas = {}
+    for content_type, model_ref in (method.get("RequestModels") or {}).items():
+        for model_id in _refs(model_ref):
+            schema = resources.get(model_id, {}).get("Properties", {}).get("Schema")
+            if isinstance(schema, dict):
+                schemas[str(content_type).lower()] = schema
+    return schemas
+
+
+def _gateway_responses(
+    resources: dict[str, Any], api_id: str, r: _Resolver
+) -> dict[str, GatewayResponseSpec]:
+    found = {}
+    for resource in _of_type(resources, "AWS::ApiGateway::GatewayResponse").values():
+        props = resource["Properties"]
+        if api_id not in _refs(props.get("RestApiId")):
+            continue
+        headers = {
+            k.removeprefix("gatewayresponse.header."): str(r.resolve(v)).strip("'")
+            for k, v in (props.get("ResponseParameters") or {}).items()
+            if k.startswith("gatewayresponse.header.")
+        }
+        status = props.get("StatusCode")
+        found[str(props["ResponseType"])] = GatewayResponseSpec(
+            status=_int(status, "StatusCode") if status is not None else None,
+            template=(props.get("ResponseTemplates") or {}).get("application/json"),
+            headers=headers,
+        )
+    return found

@@ -23,6 +23,11 @@ PREDICT_REQUEST_SCHEMA = apigw.JsonSchema(
         "instances": apigw.JsonSchema(type=apigw.JsonSchemaType.ARRAY, min_items=1),
         "inputs": apigw.JsonSchema(),
         "image": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1),
+        "images": apigw.JsonSchema(
+            type=apigw.JsonSchemaType.ARRAY,
+            min_items=1,
+            items=apigw.JsonSchema(type=apigw.JsonSchemaType.STRING),
+        ),
         "text": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING),
         "texts": apigw.JsonSchema(
             type=apigw.JsonSchemaType.ARRAY,
@@ -32,13 +37,13 @@ PREDICT_REQUEST_SCHEMA = apigw.JsonSchema(
     },
     any_of=[
         apigw.JsonSchema(required=[key])
-        for key in ("instances", "inputs", "image", "text", "texts")
+        for key in ("instances", "inputs", "image", "images", "text", "texts")
     ],
 )
 
 _SHAPES_HINT = (
     'send {\\"instances\\": [...]}, {\\"inputs\\": ...}, {\\"image\\": \\"<base64>\\"}, '
-    '{\\"text\\": \\"...\\"} or {\\"texts\\": [...]}'
+    '{\\"images\\": [...]}, {\\"text\\": \\"...\\"} or {\\"texts\\": [...]}'
 )
 # API Gateway's own error answers, in the same shape as the Lambda's errors.
 _GATEWAY_ERRORS: tuple[tuple[apigw.ResponseType, str, str, str], ...] = (

@@ -2,8 +2,9 @@
 
 Real data path: ``training/prepare_digits.py`` writes scikit-learn's handwritten digits as PNG
 files; a small CNN (``training/torch_models.py``) is trained on them with the serving
-preprocessing, exported by ``model_export`` into the PyTorch container's layout, and served
-through a cloud assembly shaped like ``cdk synth``'s with the real ``lambda_src/`` handler.
+preprocessing, exported by ``model_export`` into the PyTorch container's layout, synthesized by
+the real CDK app (``app.py``, as ``cdk synth -c ...`` runs it) and served from that cloud
+assembly with the real ``lambda_src/`` handler.
 Every process is stopped (Ctrl-C, as a person would) and checked gone at the end.
 """
 
@@ -21,7 +22,6 @@ import pytest
 import requests
 
 from local_stage.cli import free_port
-from local_stage.testing import PYTORCH_IMAGE, write_cloud_assembly
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = "MlServing-dev-digits"
@@ -89,21 +89,35 @@ def digits_assembly(digits_data: Path, tmp_path_factory: pytest.TempPathFactory)
     base = tmp_path_factory.mktemp("stack")
     _train_digits(digits_data, base / "trained")
     result = export_pytorch(base / "trained", name="digits", out_dir=base / "artifacts")
-    return write_cloud_assembly(
-        base / "cdk.out",
-        stack_name=STACK,
-        model_tarball=result.tarball,
-        lambda_dir=REPO / "lambda_src",
-        image=PYTORCH_IMAGE,
-        container_env={
-            "SAGEMAKER_PROGRAM": "inference.py",
-            "SAGEMAKER_TS_BATCH_SIZE": "8",
-            "SAGEMAKER_TS_MAX_BATCH_DELAY": "5",
-        },
-        instance_count=2,
-        throttle_rate=20,
-        throttle_burst=30,
+    out = base / "cdk.out"
+    context = {
+        **json.loads((REPO / "cdk.json").read_text())["context"],
+        # As `cdk synth -c key=value` passes them:
+        "artifact_path": str(result.tarball),
+        "container_env": json.dumps(
+            {
+                "SAGEMAKER_PROGRAM": "inference.py",
+                "SAGEMAKER_TS_BATCH_SIZE": "8",
+                "SAGEMAKER_TS_MAX_BATCH_DELAY": "5",
+            }
+        ),
+        "initial_instance_count": "2",
+        "throttle_rate_limit": "20",
+        "throttle_burst_limit": "30",
+    }
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps(context),
+        "CDK_OUTDIR": str(out),
+        "CDK_DEFAULT_ACCOUNT": "123456789012",
+        "CDK_DEFAULT_REGION": "us-east-1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    synth = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
+    assert synth.returncode == 0, synth.stderr[-3000:]
+    return out
 
 
 class Stage:

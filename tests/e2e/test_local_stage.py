@@ -97,10 +97,27 @@ def test_client_errors(stage, http):
 
     assert bad_json.status_code == 400 and bad_json.json()["error"]["code"]
     assert wrong_type.status_code == 415
-    assert no_key.status_code == 403 and no_key.json() == {"message": "Forbidden"}
+    # API Gateway's own errors come in the stack's GatewayResponse shape, like the Lambda's.
+    assert no_key.status_code == 403 and no_key.json()["error"]["code"] == "Forbidden"
+    assert "x-api-key" in no_key.json()["error"]["message"]
     assert wrong_key.status_code == 403
-    assert unknown.status_code == 403
-    assert unknown.json() == {"message": "Missing Authentication Token"}
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "NotFound"
+    assert "POST /predict" in unknown.json()["error"]["message"]
+
+
+def test_api_gateway_validates_json_bodies_against_the_request_model(stage, http):
+    # A well-formed JSON body of no accepted shape never reaches the Lambda: API Gateway's
+    # request validator answers 400 (BAD_REQUEST_BODY), in the same error shape.
+    resp = http.post(
+        stage.url + "/predict",
+        json={"pixels": [1, 2, 3]},
+        headers={"x-api-key": stage.key},
+        timeout=TIMEOUT_S,
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "BadRequest"
+    assert "instances" in resp.json()["error"]["message"]
+    assert resp.json()["requestId"]
 
 
 def test_a_model_error_reaches_the_client_as_a_clear_error(stage, http):
@@ -170,5 +187,5 @@ def test_past_the_stage_throttle_api_gateway_answers_429(stage, http):
     ]
     throttled = [r for r in statuses if r.status_code == 429]
     assert throttled, [r.status_code for r in statuses]
-    assert throttled[0].json() == {"message": "Too Many Requests"}
+    assert throttled[0].json()["error"]["code"] == "TooManyRequests"
     assert all(r.status_code in (200, 429) for r in statuses)

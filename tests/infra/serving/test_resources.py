@@ -298,6 +298,7 @@ def test_predict_body_is_validated_before_the_lambda_runs(dev):
         ("instances",),
         ("inputs",),
         ("image",),
+        ("images",),
         ("text",),
         ("texts",),
     }
