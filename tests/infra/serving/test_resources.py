@@ -170,24 +170,33 @@ def test_lambda_has_what_the_handler_needs(dev):
     )
 
 
-def test_handler_reads_the_env_vars_the_stack_sets(dev):
-    # The Lambda code and the stack agree on configuration: every variable the handler reads
-    # is set by the stack, ENDPOINT_NAME included.
+def test_handler_accepts_the_environment_the_stack_sets(dev, prod):
+    # The stack's variables go through the handler's own validation (what its init runs), so a
+    # variable the stack forgets or sets wrong fails here, not at deploy time.
+    import importlib
+    import sys
     from pathlib import Path
 
-    _, template = dev
-    (function,) = template.find_resources(
-        "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
-    ).values()
-    env = set(function["Properties"]["Environment"]["Variables"])
-    source = "\n".join(p.read_text() for p in Path("lambda_src").glob("*.py"))
-    for name in (
-        "ENDPOINT_NAME",
-        "ENDPOINT_CONTENT_TYPE",
-        "INVOKE_READ_TIMEOUT_S",
-        "MAX_PAYLOAD_BYTES",
-    ):
-        assert name in env and name in source, name
+    sys.path.insert(0, str(Path("lambda_src").resolve()))
+    try:
+        gateway = importlib.import_module("gateway")
+    finally:
+        sys.path.pop(0)
+    for _, template in (dev, prod):
+        (function,) = template.find_resources(
+            "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
+        ).values()
+        env = function["Properties"]["Environment"]["Variables"]
+        config = gateway.Config.from_env({**env, "AWS_REGION": "us-east-1"})
+        assert config.endpoint_name == env["ENDPOINT_NAME"]
+        assert config.endpoint_content_type == env["ENDPOINT_CONTENT_TYPE"]
+        # Connect + read must finish inside the function's timeout and API Gateway's 29 s.
+        timeout_s = function["Properties"]["Timeout"]
+        assert (
+            float(env["INVOKE_CONNECT_TIMEOUT_S"]) + float(env["INVOKE_READ_TIMEOUT_S"]) < timeout_s
+        )
+    with pytest.raises(gateway.ConfigError, match="ENDPOINT_NAME"):
+        gateway.Config.from_env({"AWS_REGION": "us-east-1"})
 
 
 def test_api_integrates_with_the_alias_never_latest(dev, prod):
