@@ -49,7 +49,8 @@ class RequestError(Exception):
 
 def _fail(status_code, message):
     if falcon is not None:
-        raise falcon.HTTPError(getattr(falcon, f"HTTP_{status_code}"), description=message)
+        status = getattr(falcon, f"HTTP_{status_code}", falcon.HTTP_500)
+        raise falcon.HTTPError(status, description=message)
     raise RequestError(status_code, message)
 
 
