@@ -53,7 +53,7 @@ lint: install ## ruff (lint + format check)
 typecheck: install ## mypy on stacks/ and lambda_src/
 	$(BIN)/mypy
 
-test: install lint ## Install, then run the whole test suite
+test: install lint typecheck ## Install, lint, type-check, then run the whole test suite
 	$(BIN)/python -m pytest
 
 # --- the default model: digits, trained and exported offline ------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import IConstruct
 
 # The settings CloudWatch Logs accepts, in days.
 _SETTINGS = {
@@ -41,6 +41,6 @@ def retention(days: int) -> logs.RetentionDays:
     return logs.RetentionDays.TEN_YEARS
 
 
-def logical_id(construct: Construct) -> str:
+def logical_id(construct: IConstruct) -> str:
     """The CloudFormation logical id of ``construct``'s default child (for nag acknowledgments)."""
     return cdk.Stack.of(construct).get_logical_id(construct.node.default_child)  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ _SHAPES_HINT = (
     '{\\"images\\": [...]}, {\\"text\\": \\"...\\"} or {\\"texts\\": [...]}'
 )
 # API Gateway's own error answers, in the same shape as the Lambda's errors.
-_GATEWAY_ERRORS: tuple[tuple[apigw.ResponseType, str, str, str], ...] = (
+_GATEWAY_ERRORS: tuple[tuple[apigw.ResponseType, str | None, str, str], ...] = (
     (
         apigw.ResponseType.BAD_REQUEST_BODY,
         "400",
@@ -89,8 +89,8 @@ _GATEWAY_ERRORS: tuple[tuple[apigw.ResponseType, str, str, str], ...] = (
         "GatewayTimeout",
         '"The prediction did not finish within 29 seconds."',
     ),
-    (apigw.ResponseType.DEFAULT_4_XX, None, "ClientError", "$context.error.messageString"),  # type: ignore[arg-type]
-    (apigw.ResponseType.DEFAULT_5_XX, None, "ServerError", "$context.error.messageString"),  # type: ignore[arg-type]
+    (apigw.ResponseType.DEFAULT_4_XX, None, "ClientError", "$context.error.messageString"),
+    (apigw.ResponseType.DEFAULT_5_XX, None, "ServerError", "$context.error.messageString"),
 )
 
 
@@ -201,20 +201,20 @@ class PredictionApi(Construct):
             "PredictRequest", content_type="application/json", schema=PREDICT_REQUEST_SCHEMA
         )
         integration = apigw.LambdaIntegration(handler, proxy=True)
-        auth = (
-            {"api_key_required": True, "authorization_type": apigw.AuthorizationType.NONE}
-            if api_auth == "api_key"
-            else {"api_key_required": False, "authorization_type": apigw.AuthorizationType.IAM}
+        key_required = api_auth == "api_key"
+        authorization = (
+            apigw.AuthorizationType.NONE if key_required else apigw.AuthorizationType.IAM
         )
         self.predict_method = self.api.root.add_resource("predict").add_method(
             "POST",
             integration,
             request_validator=validator,
             request_models={"application/json": predict_model},
-            **auth,
+            api_key_required=key_required,
+            authorization_type=authorization,
         )
         self.health_method = self.api.root.add_resource("health").add_method(
-            "GET", integration, **auth
+            "GET", integration, api_key_required=key_required, authorization_type=authorization
         )
 
         self.api_key: apigw.IApiKey | None = None
