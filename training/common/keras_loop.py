@@ -77,6 +77,29 @@ def _save_model(model: keras.Model, target: Path) -> None:
         raise
 
 
+def rng_state(model: keras.Model) -> dict[str, list[int]]:
+    """The layers' random-generator states (dropout, augmentation), by variable path.
+
+    ``model.save`` does not keep them (a loaded model restarts its random streams), so a resumed
+    run would draw other dropout masks than the uninterrupted one; the checkpoint carries them.
+    """
+    return {
+        v.path: np.asarray(v.numpy()).tolist()
+        for v in model.variables
+        if "seed_generator_state" in v.path
+    }
+
+
+def set_rng_state(model: keras.Model, state: dict[str, list[int]]) -> None:
+    variables = {v.path: v for v in model.variables if "seed_generator_state" in v.path}
+    if set(variables) != set(state):
+        raise RuntimeError(
+            f"checkpoint random states {sorted(state)} do not match the model's {sorted(variables)}"
+        )
+    for path, value in state.items():
+        variables[path].assign(np.asarray(value, dtype=variables[path].dtype))
+
+
 def gradient_norm_fn(model: keras.Model) -> Callable[[Any, Any], float]:
     """Global L2 norm of the loss gradient on one batch, compiled once per model.
 
@@ -193,6 +216,7 @@ class _Loop:
                 "best": self.best,
                 "partial": partial,
                 "health": self.health.state_dict(),
+                "rng": rng_state(model),
             },
             write=lambda folder: model.save(folder / MODEL_FILE),
         )
@@ -214,6 +238,7 @@ def train(run: KerasRun) -> dict[str, Any]:
         check_fingerprint(latest.meta["fingerprint"], run.fingerprint, args.checkpoint_dir)
         model = keras.models.load_model(latest.path / MODEL_FILE)
         meta = latest.meta
+        set_rng_state(model, meta["rng"])
         start_epoch, start_step = meta["epoch"], meta["step_in_epoch"]
         loop.global_step = meta["global_step"]
         run.history, loop.best, loop.partial = meta["history"], meta["best"], meta["partial"]
