@@ -72,8 +72,9 @@ runs/digits/model/model.pth: | data/digits/train
 
 artifacts/digits/model.tar.gz: runs/digits/model/model.pth
 	@echo "==> Exporting and verifying artifacts/digits/model.tar.gz"
-	$(BIN)/python -m model_export pytorch --model-dir runs/digits/model --name digits
-	$(BIN)/python -m model_export verify artifacts/digits/model.tar.gz
+	$(BIN)/python -m model_export pytorch --model-dir runs/digits/model --name digits \
+		--example-image "$$(ls data/digits/test/7/*.png | head -n 1)"
+	$(BIN)/python -m model_export verify artifacts/digits/model.tar.gz --model-dir runs/digits/model
 
 # Other models: train them (docs/training.md), then export their model dir yourself.
 artifacts/%/model.tar.gz:

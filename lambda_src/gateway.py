@@ -482,6 +482,31 @@ def build_invocation(request: Request, config: Config) -> Invocation:
     return Invocation(data, media_type, 1, "raw-image")
 
 
+_TRACEBACK_MARK = "Traceback (most recent call last):"
+
+
+def _model_message(raw: Any) -> str:
+    """The model's own words from an error body: no JSON wrapper, no Python traceback.
+
+    The PyTorch toolkit (TorchServe) answers `{"code", "type", "message"}` and appends the
+    traceback to the message; file paths and code lines are for the model's log, not clients.
+    """
+    text = str(raw or "")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        text = parsed["message"]
+    head, mark, tail = text.partition(_TRACEBACK_MARK)
+    if mark:
+        # Keep the exception line ("ValueError: ..."), the last unindented line of the trace.
+        lines = [line for line in tail.splitlines() if line.strip()]
+        last = next((line for line in reversed(lines) if not line[:1].isspace()), "")
+        text = f"{head.strip()} {last.strip()}".strip()
+    return _sanitise(text)
+
+
 def _sanitise(text: Any) -> str:
     cleaned = _CONTROL_CHARS_RE.sub(" ", str(text or "")).strip()
     if len(cleaned) > MAX_MODEL_MESSAGE_CHARS:
@@ -506,7 +531,7 @@ def map_client_error(err: ClientError) -> ApiError:
         return ApiError(400, "InvalidInput", f"the endpoint rejected the request: {message}")
     if code == "ModelError":
         original_status = err.response.get("OriginalStatusCode")
-        original = _sanitise(err.response.get("OriginalMessage")) or message
+        original = _model_message(err.response.get("OriginalMessage")) or message
         if original_status in MODEL_CLIENT_ERROR_STATUSES:
             return ApiError(original_status, "ModelRejectedInput", original)
         return ApiError(502, "ModelError", f"the model failed on this request: {original}")

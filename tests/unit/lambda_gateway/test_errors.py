@@ -155,3 +155,25 @@ def test_an_unexpected_exception_is_a_json_500_without_a_trace(make_gateway) -> 
     }
     assert "secret internals" not in response["body"]
     assert "Traceback" not in json.dumps(response)
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        # A plain Python traceback, as a model server prints it.
+        'Traceback (most recent call last):\n  File "/opt/ml/model/code/inference.py", line 41,'
+        " in predict_fn\n    logits = model(batch)\nRuntimeError: shape mismatch in layer fc",
+        # TorchServe's JSON body, with the traceback appended to its message.
+        '{"code": 500, "type": "InternalServerException", "message": "Prediction failed\\n'
+        'Traceback (most recent call last):\\n  File \\"/opt/ml/model/code/inference.py\\", line'
+        ' 41, in predict_fn\\n    logits = model(batch)\\nRuntimeError: shape mismatch in layer fc"}',
+    ],
+)
+def test_model_tracebacks_never_reach_the_client(gw, original: str) -> None:
+    stub_error(gw, "ModelError", 424, OriginalStatusCode=500, OriginalMessage=original)
+    response = gw.handle(json_event({"text": "a"}))
+    assert response["statusCode"] == 502
+    message = error_of(response)["message"]
+    assert "RuntimeError: shape mismatch in layer fc" in message
+    for leak in ("Traceback", "inference.py", "line 41", "logits = model"):
+        assert leak not in message, (leak, message)
