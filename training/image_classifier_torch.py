@@ -61,6 +61,7 @@ STD = (0.229, 0.224, 0.225)
 DEFAULT_IMAGE_SIZE = {"small_cnn": 32}  # the ResNets: 224
 SMOKE_STEPS, SMOKE_EVAL_SAMPLES = 3, 64
 HOLDOUT_FRACTION = 0.1  # of train, for validation when there is no valid channel
+CACHE_BUDGET_MB = 2048  # --cache-images auto: decoded uint8 images, per worker process
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -98,6 +99,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             help="mixed precision; auto (None): on with a GPU (fp16), off on CPU (bf16 if true)")  # fmt: skip
     cli.add(hw, "--channels-last", type=cli.auto_boolean, default=None,
             help="channels-last memory format; auto (None): on with a GPU")  # fmt: skip
+    cli.add(hw, "--cache-images", type=cli.auto_boolean, default=None,
+            help="keep decoded training images in memory after the first epoch; auto (None): "
+            f"when they fit in {CACHE_BUDGET_MB} MB (times the worker count)")  # fmt: skip
     cli.add(hw, "--workers", type=cli.non_negative_int, default=None,
             help="data-loading worker processes; None: one per CPU core beyond the first, "
             "at most 4")  # fmt: skip
@@ -166,35 +170,42 @@ def setup_distributed(device_flag: str) -> Dist:
 
 # -- data ----------------------------------------------------------------------------------------
 class ImageFiles(Dataset):
-    """Decodes images from files on each access (in DataLoader workers), normalises to CHW.
+    """Decodes images from files on each access (in DataLoader workers) to uint8 CHW tensors.
 
+    Normalisation happens per batch in the main process (``normalize``): vectorised, on the GPU
+    when there is one, and 4x less data crosses from the workers than float32 would.
     Items are requested as ``(index, epoch)``: augmentation randomness is a pure function of
     (seed, epoch, index), so it is the same whatever the worker count or a resume point.
     """
 
     def __init__(
-        self, paths: list[Path], labels: list[int], size: int, augment: str, seed: int
+        self,
+        paths: list[Path],
+        labels: list[int],
+        size: int,
+        augment: str,
+        seed: int,
+        cache: bool = False,
     ) -> None:
-        self.paths, self.labels, self.size, self.augment, self.seed = (
-            paths,
-            labels,
-            size,
-            augment,
-            seed,
-        )
-        self.mean = np.asarray(MEAN, dtype=np.float32)
-        self.std = np.asarray(STD, dtype=np.float32)
+        self.paths, self.labels, self.size = paths, labels, size
+        self.augment, self.seed = augment, seed
+        # Decoded, resized uint8 images by index (augmentation is applied after the cache). Each
+        # persistent DataLoader worker fills its own copy during the first epoch.
+        self.cache: dict[int, np.ndarray] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, epoch = key
-        pixels = images.load_rgb(self.paths[index], self.size)
+        pixels = self.cache.get(index) if self.cache is not None else None
+        if pixels is None:
+            pixels = images.load_rgb(self.paths[index], self.size)
+            if self.cache is not None:
+                self.cache[index] = pixels
         if self.augment != "none" and epoch >= 0:
             pixels = self._augment(pixels, np.random.default_rng([self.seed, epoch, index]))
-        x = (pixels.astype(np.float32) / 255.0 - self.mean) / self.std
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))), self.labels[index]
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), self.labels[index]
 
     def _augment(self, pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() < 0.5:
@@ -390,11 +401,21 @@ def evaluate(
     return loss_sum / max(count, 1), correct / max(count, 1)
 
 
+_MEAN = torch.tensor(MEAN).view(1, 3, 1, 1)
+_STD = torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW -> float32 ``(x / 255 - mean) / std``: the eval/serving preprocessing contract."""
+    mean, std = _MEAN.to(x.device), _STD.to(x.device)
+    return (x.to(torch.float32) / 255.0 - mean) / std
+
+
 def to_device(
     x: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     non_blocking = device.type == "cuda"
-    x = x.to(device, non_blocking=non_blocking)
+    x = normalize(x.to(device, non_blocking=non_blocking))
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, y.to(device, non_blocking=non_blocking)
@@ -496,7 +517,10 @@ def train(args: argparse.Namespace, ctx: Dist) -> int:
     criterion = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
 
     # Data.
-    train_set = ImageFiles(*splits.train, args.image_size, args.augment, args.seed)
+    cache_mb = len(splits.train[0]) * args.image_size**2 * 3 * max(1, args.workers) / 2**20
+    cache = cache_mb <= CACHE_BUDGET_MB if args.cache_images is None else args.cache_images
+    log.info("decoded-image cache %s (%.0f MB)", "on" if cache else "off", cache_mb)
+    train_set = ImageFiles(*splits.train, args.image_size, args.augment, args.seed, cache=cache)
     sampler = EpochBatches(
         len(train_set),
         args.batch_size,
