@@ -103,8 +103,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             help="keep decoded training images in memory after the first epoch; auto (None): "
             f"when they fit in {CACHE_BUDGET_MB} MB (times the worker count)")  # fmt: skip
     cli.add(hw, "--workers", type=cli.non_negative_int, default=None,
-            help="data-loading worker processes; None: one per CPU core beyond the first, "
-            "at most 4")  # fmt: skip
+            help="data-loading worker processes; None: 0 (decode in the main process) on 2 "
+            "cores or fewer, else one per core beyond the first, at most 4")  # fmt: skip
+
     args = parser.parse_args(argv)
     args.freeze_backbone = (
         args.pretrained_weights is not None
@@ -116,7 +117,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.augment == "auto":
         args.augment = "none" if args.arch == "small_cnn" else "flip_crop"
     if args.workers is None:
-        args.workers = min(4, max(0, (os.cpu_count() or 1) - 1))
+        # On 2 cores a worker process competes with the compute threads, and decoding in the
+        # main process measured faster (bench/training_input_pipeline.py).
+        cpus = os.cpu_count() or 1
+        args.workers = 0 if cpus <= 2 else min(4, cpus - 1)
     if args.smoke:
         args.epochs = 1
     return args
