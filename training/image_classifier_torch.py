@@ -155,6 +155,7 @@ def setup_distributed(device_flag: str) -> Dist:
     """One process, or one of torchrun's (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT)."""
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    env.require_one_host_unless_distributed(STEM + ".py", distributed="WORLD_SIZE" in os.environ)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     sm_gpus = env.num_gpus_from_env()
     if device_flag == "cuda" and not torch.cuda.is_available():

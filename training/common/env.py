@@ -102,6 +102,18 @@ def current_host() -> str:
     return os.environ.get("SM_CURRENT_HOST", "localhost")
 
 
+def require_one_host_unless_distributed(script: str, distributed: bool) -> None:
+    """A multi-instance job whose processes are not joined (no torchrun) would train N separate
+    models that overwrite each other's outputs: refuse, saying what to change."""
+    hosts = sm_hosts()
+    if len(hosts) > 1 and not distributed:
+        raise UsageError(
+            f"this job runs on {len(hosts)} instances ({', '.join(hosts)}; this is "
+            f"{current_host()}) but {script} is not running distributed: use one instance, or "
+            "(image_classifier_torch.py only) launch it with torchrun (the Torchrun distribution)"
+        )
+
+
 def num_gpus_from_env() -> int | None:
     """SM_NUM_GPUS when SageMaker set it, else None (the caller asks the framework)."""
     raw = os.environ.get("SM_NUM_GPUS")

@@ -44,6 +44,7 @@ def load_model(model_dir: Path) -> torch.nn.Module:
 @pytest.mark.slow
 def test_learns_under_sagemaker_env_and_writes_the_model_dir_contract(colour_images, tmp_path):
     # Given SageMaker's env vars for data and outputs and its `--key value` hyperparameter forms
+    # (and a DataLoader worker process, with the decoded-image cache)
     env = clean_env(
         SM_CHANNEL_TRAIN=str(colour_images / "train"),
         SM_CHANNEL_VALID=str(colour_images / "valid"),
@@ -55,7 +56,7 @@ def test_learns_under_sagemaker_env_and_writes_the_model_dir_contract(colour_ima
         SM_CURRENT_HOST="algo-1",
     )
     args = [
-        "--arch", '"small_cnn"', "--image_size", "16", "--workers", "0", "--epochs", "3",
+        "--arch", '"small_cnn"', "--image_size", "16", "--workers", "1", "--epochs", "3",
         "--batch_size", "16", "--lr", "0.003", "--profile", "true", "--profile-steps", "3",
         "--checkpoint-dir", str(tmp_path / "ckpt"), "--failure-file", str(tmp_path / "failure"),
     ]  # fmt: skip

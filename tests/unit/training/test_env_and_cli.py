@@ -93,3 +93,12 @@ def test_bad_flag_values_exit_with_usage(argv, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "expected" in err or "must be" in err
+
+
+def test_several_instances_without_torchrun_are_refused(no_sagemaker, monkeypatch):
+    env.require_one_host_unless_distributed("x.py", distributed=False)  # one host: fine
+    monkeypatch.setenv("SM_HOSTS", '["algo-1", "algo-2"]')
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    env.require_one_host_unless_distributed("x.py", distributed=True)
+    with pytest.raises(env.UsageError, match="2 instances.*algo-2.*torchrun"):
+        env.require_one_host_unless_distributed("x.py", distributed=False)
