@@ -17,7 +17,7 @@ from pathlib import Path
 
 from local_stage.errors import LocalStageError
 from local_stage.model_server.batching import BatchingConfig
-from local_stage.model_server.server import ModelServer, serve
+from local_stage.model_server.server import ModelServer, model_thread, serve
 
 log = logging.getLogger("local_stage.model_server")
 
@@ -133,14 +133,19 @@ def build_server(args: argparse.Namespace, env: Mapping[str, str]) -> ModelServe
         raise LocalStageError(str(exc)) from exc
     timeout_s = args.request_timeout_s or timeout_from_env(env)
     port_holder: dict[str, int] = {"port": args.port}
+    model_pool = model_thread()
     handler: object
     if args.flavour == "pytorch":
         import torch
 
-        torch.set_num_threads(threads)
         from local_stage.model_server.pytorch_handler import PyTorchHandler
 
-        handler = PyTorchHandler(args.model_dir, env)
+        def load() -> PyTorchHandler:
+            torch.set_num_threads(threads)
+            return PyTorchHandler(args.model_dir, env)
+
+        # Loaded on the thread that will serve it (see model_thread()).
+        handler = model_pool.submit(load).result()
     else:
         import tensorflow as tf
 
@@ -152,7 +157,12 @@ def build_server(args: argparse.Namespace, env: Mapping[str, str]) -> ModelServe
             return f"http://{args.host}:{port_holder['port']}"
 
         handler = TfsHandler(args.model_dir, env, rest_base_url)
-    server = ModelServer(handler, batching, request_timeout_s=timeout_s)  # type: ignore[arg-type]
+    server = ModelServer(
+        handler,  # type: ignore[arg-type]
+        batching,
+        request_timeout_s=timeout_s,
+        model_pool=model_pool,
+    )
     log.info(
         "%s model loaded from %s: %s; batching max %d / %.1f ms, queue %d, timeout %g s, "
         "%d threads",
