@@ -277,6 +277,35 @@ def bench_full_path(tarball: Path, png: bytes, work: Path, seconds: float) -> di
         stop(proc, signal.SIGINT)
 
 
+def chart(rows: list, full: dict, path: Path) -> None:
+    """Throughput as a fraction of the raw ceiling, batching on and off, against the goals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), width_ratios=[2, 1])
+    labels = [label for label, *_ in rows]
+    xs = np.arange(len(rows))
+    on = [r[2]["rps"] / r[1]["ceiling_ips"] for r in rows]
+    off = [r[3]["rps"] / r[1]["ceiling_ips"] for r in rows]
+    left.bar(xs - 0.2, on, 0.4, label="batching on")
+    left.bar(xs + 0.2, off, 0.4, label="batching off")
+    for x, goal in zip(xs, (0.5, 0.9), strict=False):
+        left.hlines(goal, x - 0.45, x + 0.45, colors="black", linestyles="dashed")
+    left.set_xticks(xs, labels)
+    left.set_ylim(0, 1.05)
+    left.set_ylabel("model-server throughput / raw forward ceiling")
+    left.set_title("32 clients (dashed: goal)")
+    left.legend()
+    right.bar(["model server", "full local path"], [full["direct_p50_ms"], full["full_p50_ms"]])
+    right.set_ylabel("p50 latency, one client (ms)")
+    right.set_title("default model")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seconds", type=float, default=10.0, help="per measurement (default: 10)")
@@ -341,6 +370,12 @@ def main() -> int:
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    png_path = args.out.with_suffix(".png")
+    chart(rows, full, png_path)
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"rows": rows, "full_path": full}, indent=1)
+    )
+    lines.insert(-1, f"![throughput ratios and latency]({png_path.name})\n")
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

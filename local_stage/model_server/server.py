@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 LOCAL_ERROR_HEADER = "X-Local-Stage-Error"
 # Far above the runtime API's 6 MiB: the container itself has no limit of its own.
 MAX_BODY_BYTES = 100 * 1024 * 1024
+# input_fn/output_fn run on the event loop itself while they cost less than this on average and
+# the body is small: for a 32x32 PNG a hop to a pool thread and back costs more than the decode
+# (measured with bench/local_profile.py). Slower handlers go to the I/O pool, as before.
+INLINE_MAX_S = 0.0005
+INLINE_MAX_BODY_BYTES = 256 * 1024
 
 
 def model_thread() -> ThreadPoolExecutor:
@@ -71,6 +76,8 @@ class ModelServer:
         # One thread runs every model call (and should have loaded the model: see model_thread()).
         self.model_pool = model_pool or model_thread()
         self.batcher = DynamicBatcher(handler.run_batch, batching, self.model_pool)
+        # Moving average of each handler step's cost (None: not measured yet, use the pool).
+        self.step_cost_s: dict[str, float | None] = {"prepare": None, "finish": None}
         self.in_flight = 0
         self.draining = False
         self.started_at = time.time()
@@ -142,12 +149,29 @@ class ModelServer:
         finally:
             self.in_flight -= 1
 
+    async def _step(self, name: str, small: bool, fn: Any, *args: Any) -> Any:
+        """Run a handler step inline when it has proven cheap, else on the I/O pool; time it."""
+
+        def timed() -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                cost = time.perf_counter() - start
+                previous = self.step_cost_s[name]
+                self.step_cost_s[name] = cost if previous is None else 0.9 * previous + 0.1 * cost
+
+        cost = self.step_cost_s[name]
+        if small and cost is not None and cost < INLINE_MAX_S:
+            return timed()
+        return await asyncio.get_running_loop().run_in_executor(self.io_pool, timed)
+
     async def _invoke(self, inv: InvocationRequest) -> InvocationResponse:
-        loop = asyncio.get_running_loop()
         handler = self.handler
         try:
             async with asyncio.timeout(self.request_timeout_s):
-                prepared = await loop.run_in_executor(self.io_pool, handler.prepare, inv)
+                small = len(inv.body) <= INLINE_MAX_BODY_BYTES
+                prepared = await self._step("prepare", small, handler.prepare, inv)
                 if prepared.done is not None:
                     return prepared.done
                 try:
@@ -158,9 +182,7 @@ class ModelServer:
                     # The flavour decides what a failed prediction looks like (TF hands TF
                     # Serving's 400 to output_handler; PyTorch answers 500).
                     result = exc
-                return await loop.run_in_executor(
-                    self.io_pool, handler.finish, inv, prepared, result
-                )
+                return await self._step("finish", small, handler.finish, inv, prepared, result)
         except (Overloaded, TimeoutError):
             raise
         except InvocationError as exc:
