@@ -63,15 +63,24 @@ class Monitoring(Construct):
         )
         model_latency = endpoint_metric("ModelLatency", "p99")  # microseconds
 
-        self.endpoint_errors_alarm = endpoint_errors.create_alarm(
-            self,
+        def on_any(metric: cloudwatch.IMetric, alarm_id: str, description: str) -> cloudwatch.Alarm:
+            """Alarm when ``metric`` (a per-minute count) is non-zero in 2 of 3 minutes."""
+            return cloudwatch.Alarm(
+                self,
+                alarm_id,
+                metric=metric,
+                alarm_description=description,
+                threshold=1,
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+
+        self.endpoint_errors_alarm = on_any(
+            endpoint_errors,
             "EndpointErrors",
-            alarm_description=f"{endpoint_name}: invocations answered with 4xx/5xx errors",
-            threshold=1,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            f"{endpoint_name}: invocations answered with 4xx/5xx errors",
         )
         self.model_latency_alarm = model_latency.create_alarm(
             self,
@@ -83,39 +92,20 @@ class Monitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.lambda_errors_alarm = function.metric_errors(
-            period=period, statistic="Sum"
-        ).create_alarm(
-            self,
+        self.lambda_errors_alarm = on_any(
+            function.metric_errors(period=period, statistic="Sum"),
             "LambdaErrors",
-            alarm_description="Gateway Lambda: unhandled errors",
-            threshold=1,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            "Gateway Lambda: unhandled errors",
         )
-        self.lambda_throttles_alarm = function.metric_throttles(
-            period=period, statistic="Sum"
-        ).create_alarm(
-            self,
+        self.lambda_throttles_alarm = on_any(
+            function.metric_throttles(period=period, statistic="Sum"),
             "LambdaThrottles",
-            alarm_description="Gateway Lambda: invocations throttled (concurrency exhausted)",
-            threshold=1,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            "Gateway Lambda: invocations throttled (concurrency exhausted)",
         )
-        self.api_5xx_alarm = api.metric_server_error(period=period, statistic="Sum").create_alarm(
-            self,
+        self.api_5xx_alarm = on_any(
+            api.metric_server_error(period=period, statistic="Sum"),
             "Api5xx",
-            alarm_description="Prediction API: 5xx answers",
-            threshold=1,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            "Prediction API: 5xx answers",
         )
         self.alarms = [
             self.endpoint_errors_alarm,

@@ -38,7 +38,7 @@ from common import cli, env, images
 from common.checkpoint import (
     CheckpointManager,
     check_fingerprint,
-    write_atomically,
+    publish_model_dir,
     write_file_atomically,
 )
 from common.health import HealthConfig, HealthMonitor
@@ -787,13 +787,7 @@ def write_outputs(
         (folder / "model_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
-    # Build the model dir beside itself and swap it in: never a model.pth without its config.
-    # SageMaker's /opt/ml/model is a mount point, so there the files are written in place.
-    if env.in_sagemaker() or args.model_dir.is_mount():
-        args.model_dir.mkdir(parents=True, exist_ok=True)
-        fill(args.model_dir)
-    else:
-        write_atomically(args.model_dir, fill)
+    publish_model_dir(args.model_dir, fill, in_place=env.in_sagemaker())
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "history.json").write_text(json.dumps(history, indent=2), encoding="utf-8")

@@ -81,6 +81,19 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def publish_model_dir(model_dir: Path, fill: Callable[[Path], None], *, in_place: bool) -> None:
+    """Write the model dir so it is never seen half-written (no model without its config).
+
+    ``in_place`` when ``model_dir`` is a mount point, as SageMaker's /opt/ml/model is: a mount
+    cannot be replaced by a rename, so the files are written into it directly.
+    """
+    if in_place or model_dir.is_mount():
+        model_dir.mkdir(parents=True, exist_ok=True)
+        fill(model_dir)
+    else:
+        write_atomically(model_dir, fill)
+
+
 def write_file_atomically(target: Path, data: bytes) -> None:
     """Replace ``target`` with ``data`` in one rename (readers never see half a file)."""
     target.parent.mkdir(parents=True, exist_ok=True)

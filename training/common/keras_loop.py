@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from common import env
-from common.checkpoint import CheckpointManager, check_fingerprint, write_atomically
+from common.checkpoint import CheckpointManager, check_fingerprint, publish_model_dir
 from common.health import HealthConfig, HealthMonitor
 from common.metrics import format_metrics
 from common.plotting import plot_history
@@ -345,12 +345,7 @@ def _write_outputs(run: KerasRun, model: keras.Model, metrics: dict[str, Any], l
         )
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
-    # SageMaker's /opt/ml/model is a mount point: write in place there, swap in atomically here.
-    if env.in_sagemaker() or args.model_dir.is_mount():
-        args.model_dir.mkdir(parents=True, exist_ok=True)
-        fill(args.model_dir)
-    else:
-        write_atomically(args.model_dir, fill)
+    publish_model_dir(args.model_dir, fill, in_place=env.in_sagemaker())
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "history.json").write_text(json.dumps(run.history, indent=2), encoding="utf-8")
