@@ -316,10 +316,8 @@ class ApiFront:
         handler = self.handlers[fn.logical_id]
         loop = asyncio.get_running_loop()
         try:
-            result = await asyncio.wait_for(
-                loop.run_in_executor(self.pool, handler, event, context),
-                timeout=min(route.integration_timeout_s, fn.timeout_s),
-            )
+            async with asyncio.timeout(min(route.integration_timeout_s, fn.timeout_s)):
+                result = await loop.run_in_executor(self.pool, handler, event, context)
         except TimeoutError:
             log.warning("%s: the function did not answer in time", context.aws_request_id)
             return self.error("INTEGRATION_TIMEOUT", 504, "Endpoint request timed out")

@@ -167,11 +167,45 @@ def _python() -> str:
     return sys.executable
 
 
+def model_server_workers(
+    args: argparse.Namespace, flavour: str, env: dict[str, str], instances: int
+) -> int:
+    """Worker processes per instance: ``--workers``, else what the container would start.
+
+    The PyTorch container starts ``SAGEMAKER_MODEL_SERVER_WORKERS`` TorchServe workers, one per
+    vCPU when that is unset; here the machine's cores are shared by all of the variant's
+    instances, so the default is one worker per core per instance. Each worker gets an equal share
+    of the cores for its intra-op threads. (One worker per instance is the choice for the lowest
+    single-request latency of a compute-heavy model: set the variable to 1 in the model's
+    ``container_env``.) The TF Serving container is one process: always 1 there.
+    """
+    if args.workers is not None:
+        workers, source = args.workers, "--workers"
+    elif flavour != "pytorch":
+        return 1
+    else:
+        raw = env.get("SAGEMAKER_MODEL_SERVER_WORKERS", "").strip()
+        source = f"SAGEMAKER_MODEL_SERVER_WORKERS={raw!r} in the template's container env"
+        if not raw:
+            return max(1, (os.cpu_count() or 1) // max(1, instances))
+        try:
+            workers = int(raw)
+        except ValueError:
+            raise LocalStageError(f"{source} is not a whole number") from None
+    if workers < 1:
+        raise LocalStageError(f"{source}: the worker count must be at least 1")
+    return workers
+
+
 def _model_server_children(
     args: argparse.Namespace, spec: Any, run_dir: Path
 ) -> tuple[list[Any], dict[str, Any]]:
-    """One model-server child per instance of each variant (the variant's InitialInstanceCount)."""
-    from local_stage.procs import Child
+    """Model-server children for each instance of each variant (its InitialInstanceCount).
+
+    An instance is one port; its worker processes share it (SO_REUSEPORT), each a child of its
+    own in state.json, restarted on its own when it dies.
+    """
+    from local_stage.procs import PID_HEADER, Child
 
     children = []
     routing: dict[str, Any] = {"variants": []}
@@ -180,6 +214,9 @@ def _model_server_children(
         tarball = Path(args.model_data) if args.model_data else model.model_data_path
         model_dir = unpack_artifact(tarball, run_dir / "model" / variant.name)
         count = args.instances or variant.initial_instance_count
+        workers = model_server_workers(args, model.flavour, model.environment, count)
+        # The instance's queue bound is shared out between its workers.
+        queue_per_worker = max(1, -(-args.max_queue // workers))
         urls = []
         for i in range(count):
             port = free_port()
@@ -196,33 +233,46 @@ def _model_server_children(
                 str(port),
                 "--instances",
                 str(count),
+                "--workers",
+                str(workers),
                 "--max-queue",
-                str(args.max_queue),
+                str(queue_per_worker),
             ]
+            if workers > 1:
+                argv.append("--reuse-port")
             if args.max_batch_size is not None:
                 argv += ["--max-batch-size", str(args.max_batch_size)]
             if args.max_batch_delay_ms is not None:
                 argv += ["--max-batch-delay-ms", str(args.max_batch_delay_ms)]
             if args.request_timeout_s is not None:
                 argv += ["--request-timeout-s", str(args.request_timeout_s)]
-            child = Child(
-                name=f"model/{variant.name}/{i}",
-                argv=argv,
-                env=env,
-                port=port,
-                ping_path="/ping",
-                restart=True,
-                extra={"role": "model-server", "variant": variant.name, "instance": i},
-            )
-            children.append(child)
+            for w in range(workers):
+                name = f"model/{variant.name}/{i}" + (f"/w{w}" if workers > 1 else "")
+                child = Child(
+                    name=name,
+                    argv=argv,
+                    env=env,
+                    port=port,
+                    ping_path="/ping",
+                    ping_pid_header=PID_HEADER if workers > 1 else None,
+                    restart=True,
+                    extra={
+                        "role": "model-server",
+                        "variant": variant.name,
+                        "instance": i,
+                        "worker": w,
+                    },
+                )
+                children.append(child)
             urls.append(f"http://127.0.0.1:{port}")
         routing["variants"].append(
             {"name": variant.name, "weight": variant.weight, "instances": urls}
         )
         log.info(
-            "variant %s: %d instance(s) of %s (%s container, artifact %s)",
+            "variant %s: %d instance(s) x %d worker(s) of %s (%s container, artifact %s)",
             variant.name,
             count,
+            workers,
             model.logical_id,
             model.flavour,
             tarball,
@@ -427,6 +477,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="model server instances per variant (default: the variant's "
         "InitialInstanceCount from the template)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="model-server worker processes per instance, sharing its port (default: "
+        "SAGEMAKER_MODEL_SERVER_WORKERS from the PyTorch container env in the template, else one "
+        "per CPU core per instance, as TorchServe starts one per vCPU; the cores are split "
+        "between them)",
     )
     p.add_argument(
         "--max-batch-size",

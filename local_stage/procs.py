@@ -30,6 +30,9 @@ from local_stage.errors import LocalStageError
 log = logging.getLogger(__name__)
 
 _COLORS = ["36", "33", "35", "32", "34", "31"]
+# Which model-server worker answered. Several workers can share one port (SO_REUSEPORT): a worker
+# is ready once /ping has come back with its own PID in this header.
+PID_HEADER = "X-Local-Stage-Pid"
 
 
 def _die_with_parent() -> None:
@@ -46,6 +49,8 @@ class Child:
     env: dict[str, str]
     port: int
     ping_path: str | None = None  # HTTP readiness path; None = the port accepting connections
+    # Set when several processes share the port: ready = a ping answered with this child's PID.
+    ping_pid_header: str | None = None
     restart: bool = False
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
@@ -123,7 +128,9 @@ class Supervisor:
     async def wait_ready(self, child: Child, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         url = f"http://127.0.0.1:{child.port}{child.ping_path or ''}"
-        async with aiohttp.ClientSession() as session:
+        # A fresh connection for every ping: the kernel picks a worker per connection.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
             while time.monotonic() < deadline:
                 proc = child.proc
                 if proc is not None and proc.returncode is not None:
@@ -136,8 +143,11 @@ class Supervisor:
                 try:
                     if child.ping_path:
                         async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
-                            if r.status == 200:
+                            if r.status == 200 and self._answered_by(child, r.headers):
                                 return
+                            if r.status == 200:  # a sibling worker answered: ask again soon
+                                await asyncio.sleep(0.01)
+                                continue
                     else:
                         _, writer = await asyncio.open_connection("127.0.0.1", child.port)
                         writer.close()
@@ -146,6 +156,12 @@ class Supervisor:
                     pass
                 await asyncio.sleep(0.1)
         raise LocalStageError(f"{child.name} did not become ready within {timeout_s:g} s")
+
+    @staticmethod
+    def _answered_by(child: Child, headers: Any) -> bool:
+        if child.ping_pid_header is None:
+            return True
+        return child.proc is not None and headers.get(child.ping_pid_header) == str(child.proc.pid)
 
     async def stop(self, child: Child, timeout_s: float) -> None:
         proc = child.proc

@@ -99,13 +99,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=None,
-        help="intra-op threads for the model (default: CPU count divided by --instances)",
+        help="intra-op threads for the model (default: CPU count divided by --instances times "
+        "--workers)",
     )
     p.add_argument(
         "--instances",
         type=int,
         default=1,
         help="how many instances share this machine; sizes the default --threads (default: 1)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="how many worker processes serve this instance (each started with --reuse-port); "
+        "sizes the default --threads (default: 1)",
+    )
+    p.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT so that several worker processes share the port, as the "
+        "container's model-server workers share 8080",
     )
     p.add_argument(
         "--drain-timeout-s",
@@ -119,7 +133,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def build_server(args: argparse.Namespace, env: Mapping[str, str]) -> ModelServer:
     if not args.model_dir.is_dir():
         raise LocalStageError(f"--model-dir {args.model_dir} is not a directory")
-    threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.instances))
+    if args.workers < 1 or args.instances < 1:
+        raise LocalStageError("--workers and --instances must be at least 1")
+    threads = args.threads or max(1, (os.cpu_count() or 1) // (args.instances * args.workers))
     env_size, env_delay_s = batching_from_env(args.flavour, env)
     size = args.max_batch_size if args.max_batch_size is not None else env_size
     delay_s = (
@@ -192,7 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LocalStageError as exc:
         log.error("%s", exc)
         return 2
-    asyncio.run(serve(server, args.host, args.port, drain_timeout_s=args.drain_timeout_s))
+    asyncio.run(
+        serve(
+            server,
+            args.host,
+            args.port,
+            drain_timeout_s=args.drain_timeout_s,
+            reuse_port=args.reuse_port,
+        )
+    )
     # Everything is drained and closed; skip TensorFlow's slow interpreter teardown (seconds).
     logging.shutdown()
     sys.stdout.flush()

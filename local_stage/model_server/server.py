@@ -33,6 +33,7 @@ from local_stage.model_server.base import (
 )
 from local_stage.model_server.batching import BatchingConfig, DynamicBatcher, Overloaded
 from local_stage.model_server.pytorch_handler import exception_status
+from local_stage.procs import PID_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ LOCAL_ERROR_HEADER = "X-Local-Stage-Error"
 MAX_BODY_BYTES = 100 * 1024 * 1024
 # input_fn/output_fn run on the event loop itself while they cost less than this on average and
 # the body is small: for a 32x32 PNG a hop to a pool thread and back costs more than the decode
-# (measured with bench/local_profile.py). Slower handlers go to the I/O pool, as before.
+# (measured with bench/local_profile.py). Slower handlers go to the I/O pool, as before. Wall
+# time on purpose: a step that waits on I/O (a TF handler() calling this server's REST API, an
+# input_fn fetching from S3) never qualifies.
 INLINE_MAX_S = 0.0005
 INLINE_MAX_BODY_BYTES = 256 * 1024
 
@@ -76,6 +79,7 @@ class ModelServer:
         # One thread runs every model call (and should have loaded the model: see model_thread()).
         self.model_pool = model_pool or model_thread()
         self.batcher = DynamicBatcher(handler.run_batch, batching, self.model_pool)
+        self.pid_header = {PID_HEADER: str(os.getpid())}
         # Moving average of each handler step's cost (None: not measured yet, use the pool).
         self.step_cost_s: dict[str, float | None] = {"prepare": None, "finish": None}
         self.in_flight = 0
@@ -93,8 +97,8 @@ class ModelServer:
 
     async def ping(self, _request: web.Request) -> web.Response:
         if self.draining:
-            return web.Response(status=503, text="draining")
-        return web.Response(status=200, text="")
+            return web.Response(status=503, text="draining", headers=self.pid_header)
+        return web.Response(status=200, text="", headers=self.pid_header)
 
     async def stats(self, _request: web.Request) -> web.Response:
         b = self.batcher
@@ -249,7 +253,12 @@ class _TfsPrepared:
 
 
 async def serve(
-    server: ModelServer, host: str, port: int, *, drain_timeout_s: float = 30.0
+    server: ModelServer,
+    host: str,
+    port: int,
+    *,
+    drain_timeout_s: float = 30.0,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight requests and exit."""
     stop = asyncio.Event()
@@ -259,7 +268,9 @@ async def serve(
     server.batcher.start()
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
+    # With reuse_port several worker processes bind the same port and the kernel spreads new
+    # connections over them (SO_REUSEPORT), as one container's model-server workers share 8080.
+    site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port or None)
     await site.start()
     log.info("model server listening on http://%s:%d (pid %d)", host, port, os.getpid())
     await stop.wait()
