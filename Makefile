@@ -24,7 +24,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export AWS_EC2_METADATA_DISABLED ?= true
 
 .PHONY: help install test lint typecheck local synth artifacts deploy destroy bootstrap github-oidc \
-	upload-data train-sagemaker tune-sagemaker bench clean
+	upload-data train-sagemaker tune-sagemaker bench bench-tools clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -121,8 +121,17 @@ train-sagemaker: install ## A SageMaker training job; ARGS="--spot --wait" etc.
 tune-sagemaker: install ## A SageMaker hyperparameter tuning job; ARGS="--max-jobs 8" etc.
 	$(BIN)/python -m training.launch tune --model $(MODEL) --stage $(STAGE) $(ARGS)
 
-bench: install ## Run the benchmarks under bench/ (minutes; results in bench/results/)
+bench: install bench-tools ## Run the benchmarks under bench/ (minutes; results in bench/results/)
 	@for b in bench/*.py; do echo "==> $$b"; $(BIN)/python $$b; done
+
+# wrk (a C load generator, Debian package) drives the local-stage benchmark without taking the
+# server's CPU; without it the benchmark falls back to a Python client and says so.
+bench-tools:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> apt-get install wrk"; \
+	    apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; \
+	  else echo "wrk not found: install it (apt-get install wrk / brew install wrk) for load figures that leave the server its CPU"; fi; }
 
 clean: ## Remove build outputs (keeps the environments, data and artifacts)
 	rm -rf cdk.out .pytest_cache .ruff_cache .mypy_cache
