@@ -15,8 +15,8 @@ ptrace_scope 0).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
+import os
 import subprocess
 import sys
 import tempfile
@@ -50,59 +50,92 @@ def categorise(stack: str) -> str:
     return "other (interpreter, logging, idle threads)"
 
 
+def worker_pids(port: int, workers: int) -> list[int]:
+    """The PIDs behind one port: /ping on fresh connections until every worker has answered."""
+    seen: set[int] = set()
+    for _ in range(1000):
+        status, pid = lt.ping_once(port)
+        if status == 200 and pid is not None:
+            seen.add(pid)
+        if len(seen) == workers:
+            break
+    return sorted(seen)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seconds", type=float, default=10.0, help="load duration (default: 10)")
     p.add_argument("--clients", type=int, default=32, help="concurrent clients (default: 32)")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="model-server workers, one torch thread each (default: the CPU count, the "
+        "default model's best configuration in local_throughput.py)",
+    )
+    p.add_argument(
         "--out", type=Path, default=REPO / "bench/results/local_profile.md", help="markdown out"
     )
     args = p.parse_args()
+    py_spy = Path(sys.executable).parent / "py-spy"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         tarball, png = lt.make_artifact("small_cnn", 32, work)
         model_dir = lt.unpack_artifact(tarball, work / "model")
-        port = lt.free_port()
-        server = lt.start(
-            [sys.executable, "-m", "local_stage.model_server", "--model-dir", str(model_dir),
-             "--flavour", "pytorch", "--port", str(port), "--max-batch-size", "16",
-             "--max-batch-delay-ms", "0", "--max-queue", "1000"]
-        )  # fmt: skip
-        raw = work / "profile.txt"
-        try:
-            url = f"http://127.0.0.1:{port}"
-            lt.wait_ping(url + "/ping")
-            spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.pid),
-                 "--format", "raw", "--output", str(raw), "--rate", "200", "--nonblocking",
-                 "--duration", str(int(args.seconds))],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        with lt.model_servers(
+            model_dir, batch=16, workers=args.workers, threads=1, logs=work / "logs"
+        ) as url:
+            port = int(url.rsplit(":", 1)[1])
+            spies, raws = [], []
+            for pid in worker_pids(port, args.workers):
+                raws.append(work / f"profile-{pid}.txt")
+                spies.append(
+                    subprocess.Popen(
+                        [
+                            str(py_spy),
+                            "record",
+                            "--pid",
+                            str(pid),
+                            "--format",
+                            "raw",
+                            "--output",
+                            str(raws[-1]),
+                            "--rate",
+                            "200",
+                            "--nonblocking",
+                            "--duration",
+                            str(int(args.seconds)),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                    )  # fmt: skip
+                )
+            result = lt.throughput(
+                url + "/invocations", png, {"Content-Type": "image/png"}, args.clients,
+                args.seconds,
             )  # fmt: skip
-            result = asyncio.run(
-                lt.load(url + "/invocations", png, {"Content-Type": "image/png"}, args.clients,
-                        args.seconds)
-            )  # fmt: skip
-            _, err = spy.communicate(timeout=60)
-            if spy.returncode != 0:
-                print(err.decode(errors="replace"), file=sys.stderr)
-                return 1
-        finally:
-            lt.stop(server)
+            for spy in spies:
+                _, err = spy.communicate(timeout=60)
+                if spy.returncode != 0:
+                    print(err.decode(errors="replace"), file=sys.stderr)
+                    return 1
         totals: collections.Counter[str] = collections.Counter()
-        for line in raw.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            if stack and count.isdigit():
-                totals[categorise(stack)] += int(count)
+        for raw in raws:
+            for line in raw.read_text().splitlines():
+                stack, _, count = line.rpartition(" ")
+                if stack and count.isdigit():
+                    totals[categorise(stack)] += int(count)
+    generator = "wrk" if lt.wrk_version() else "an in-process aiohttp client"
     busy = sum(n for label, n in totals.items() if not label.startswith("other"))
     all_samples = sum(totals.values())
     lines = [
         "# Where the model server's time goes (default model, 32 clients)",
         "",
-        f"`bench/local_profile.py --seconds {args.seconds:g} --clients {args.clients}`: "
-        f"{result['rps']:.0f} requests/s while py-spy sampled the server's threads "
-        f"({all_samples} samples; py-spy leaves out threads that are idle, waiting on a lock or a "
-        "socket, so the shares approximate CPU time). The clients run in the benchmark's own "
-        "process on the same 2 cores.",
+        f"`bench/local_profile.py --seconds {args.seconds:g} --clients {args.clients} "
+        f"--workers {args.workers}`: {result['rps']:.0f} requests/s from {generator} to "
+        f"{args.workers} model-server workers (one torch thread each) while py-spy sampled every "
+        f"worker's threads ({all_samples} samples; py-spy leaves out threads that are idle, "
+        "waiting on a lock or a socket, so the shares approximate CPU time).",
         "",
         "| where | share of samples | share of the attributed ones |",
         "|---|---:|---:|",

@@ -59,6 +59,9 @@ class ServingHandler(abc.ABC):
     """One container flavour's request semantics around a loaded model."""
 
     flavour: str = ""
+    # False when prepare/finish may call back into this server over HTTP (a TF handler() posting
+    # to TF Serving's REST API, which is this server's event loop): never run them on that loop.
+    steps_may_run_inline: bool = True
 
     @abc.abstractmethod
     def prepare(self, request: InvocationRequest) -> Prepared:

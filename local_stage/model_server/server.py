@@ -40,12 +40,14 @@ log = logging.getLogger(__name__)
 LOCAL_ERROR_HEADER = "X-Local-Stage-Error"
 # Far above the runtime API's 6 MiB: the container itself has no limit of its own.
 MAX_BODY_BYTES = 100 * 1024 * 1024
-# input_fn/output_fn run on the event loop itself while they cost less than this on average and
-# the body is small: for a 32x32 PNG a hop to a pool thread and back costs more than the decode
-# (measured with bench/local_profile.py). Slower handlers go to the I/O pool, as before. Wall
-# time on purpose: a step that waits on I/O (a TF handler() calling this server's REST API, an
-# input_fn fetching from S3) never qualifies.
-INLINE_MAX_S = 0.0005
+# input_fn/output_fn run on the event loop itself while they cost less than INLINE_MAX_CPU_S of
+# CPU on average and the body is small: for a 32x32 PNG a hop to a pool thread and back costs more
+# than the decode (measured with bench/local_profile.py). CPU time, because under load a step's
+# wall time is mostly waiting for the GIL, and counting that wait sends cheap steps to the pool,
+# where they wait longer still. A step that waits on I/O (an input_fn fetching from S3) has a
+# small CPU cost but a long wall time: past INLINE_MAX_WALL_S it stays in the pool.
+INLINE_MAX_CPU_S = 0.0005
+INLINE_MAX_WALL_S = 0.02
 INLINE_MAX_BODY_BYTES = 256 * 1024
 
 
@@ -80,8 +82,11 @@ class ModelServer:
         self.model_pool = model_pool or model_thread()
         self.batcher = DynamicBatcher(handler.run_batch, batching, self.model_pool)
         self.pid_header = {PID_HEADER: str(os.getpid())}
-        # Moving average of each handler step's cost (None: not measured yet, use the pool).
-        self.step_cost_s: dict[str, float | None] = {"prepare": None, "finish": None}
+        # Moving averages of each handler step's (CPU, wall) seconds; None: not measured yet.
+        self.step_cost_s: dict[str, tuple[float, float] | None] = {
+            "prepare": None,
+            "finish": None,
+        }
         self.in_flight = 0
         self.draining = False
         self.started_at = time.time()
@@ -113,6 +118,10 @@ class ModelServer:
             "max_batch_seen": b.max_batch_seen,
             "queued": b.queued,
             "in_flight": self.in_flight,
+            "step_cost_ms": {
+                name: None if cost is None else {"cpu": cost[0] * 1e3, "wall": cost[1] * 1e3}
+                for name, cost in self.step_cost_s.items()
+            },
         }
         return web.Response(body=json_bytes(body), content_type="application/json")
 
@@ -157,16 +166,26 @@ class ModelServer:
         """Run a handler step inline when it has proven cheap, else on the I/O pool; time it."""
 
         def timed() -> Any:
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.thread_time()
             try:
                 return fn(*args)
             finally:
-                cost = time.perf_counter() - start
+                costs = (time.thread_time() - cpu, time.perf_counter() - wall)
                 previous = self.step_cost_s[name]
-                self.step_cost_s[name] = cost if previous is None else 0.9 * previous + 0.1 * cost
+                self.step_cost_s[name] = (
+                    costs
+                    if previous is None
+                    else (0.9 * previous[0] + 0.1 * costs[0], 0.9 * previous[1] + 0.1 * costs[1])
+                )
 
         cost = self.step_cost_s[name]
-        if small and cost is not None and cost < INLINE_MAX_S:
+        if (
+            small
+            and self.handler.steps_may_run_inline
+            and cost is not None
+            and cost[0] < INLINE_MAX_CPU_S
+            and cost[1] < INLINE_MAX_WALL_S
+        ):
             return timed()
         return await asyncio.get_running_loop().run_in_executor(self.io_pool, timed)
 

@@ -253,6 +253,7 @@ class TfsHandler(ServingHandler):
                     "code/inference.py must define handler(data, context), or both "
                     "input_handler(data, context) and output_handler(data, context)"
                 )
+            self.steps_may_run_inline = self.handler_fn is None
 
     def describe(self) -> dict[str, Any]:
         models = {n: sorted(v) for n, v in self.servables.items()}
