@@ -124,8 +124,8 @@ def test_a_handler_calling_tf_servings_rest_api_never_blocks_the_server(
     model_server, tf_artifacts, tmp_path
 ):
     """handler() posts to this very server: were it run on the event loop (it is cheap once
-    warm), the loop would wait on itself. Many calls in a row (enough for the slow first one to leave the cost average) must all come
-    back."""
+    warm), the loop would wait on itself. Many calls in a row (enough for the slow first one to
+    leave the cost average) must all come back."""
     import shutil
 
     model_dir = tmp_path / "model"
