@@ -287,7 +287,9 @@ class RuntimeApi:
             log.warning("instance %s refused the connection; out of rotation", inst.instance_id)
             return "retry"
         except (aiohttp.ClientError, ConnectionError) as exc:
-            inst.healthy = False
+            # The connection broke mid-request: this request is lost, but the instance stays in
+            # rotation (another of its workers may be serving); if it is down altogether the
+            # next connection is refused and takes it out.
             raise RuntimeError_(
                 "ServiceUnavailable",
                 503,
