@@ -5,14 +5,21 @@ Each error must come out as the botocore exception class a client catches agains
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import boto3
 import pytest
+import requests
+from aiohttp import web
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -40,7 +47,13 @@ def runtime(torch_server, tuned_torch_server, tmp_path_factory):
             },
         },
     }
-    base = tmp_path_factory.mktemp("runtime")
+    with runtime_api(config, tmp_path_factory.mktemp("runtime")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def runtime_api(config: dict, base: Path) -> Iterator[str]:
+    """``python -m local_stage runtime-api`` on a free port with this config; yields its URL."""
     (base / "config.json").write_text(json.dumps(config))
     port = free_port()
     log_path = base / "runtime.log"
@@ -166,3 +179,55 @@ def test_the_aws_cli_style_env_is_all_a_client_needs(runtime):
         timeout=60,
     )
     assert out.stdout.strip() == "AllTraffic"
+
+
+@contextlib.contextmanager
+def flaky_instance() -> Iterator[str]:
+    """A container stand-in on a thread: the body ``drop`` loses its connection mid-request
+    (what a worker that crashes while holding a request looks like); anything else answers."""
+
+    async def invocations(request: web.Request) -> web.StreamResponse:
+        if await request.read() == b"drop":
+            assert request.transport is not None
+            request.transport.close()
+            raise ConnectionResetError
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/invocations", invocations)
+    app.router.add_get("/ping", lambda _: web.Response(text=""))
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def test_a_connection_lost_mid_request_fails_that_request_only(tmp_path):
+    """The instance stays in rotation (its other workers may be serving): the very next request
+    succeeds, with no wait for the health probe."""
+    with flaky_instance() as instance:
+        config = {
+            "region": "us-east-1",
+            "account": "123456789012",
+            "endpoints": {"ep": {"variants": [{"name": "AllTraffic", "instances": [instance]}]}},
+        }
+        with runtime_api(config, tmp_path) as url:
+            invoke = f"{url}/endpoints/ep/invocations"
+            headers = {"Content-Type": "application/json"}
+            lost = requests.post(invoke, data=b"drop", headers=headers, timeout=10)
+            after = [
+                requests.post(invoke, data=b"{}", headers=headers, timeout=10).status_code
+                for _ in range(3)
+            ]
+
+    assert lost.status_code == 503
+    assert lost.headers["x-amzn-ErrorType"].startswith("ServiceUnavailable")
+    assert after == [200, 200, 200]
