@@ -50,18 +50,6 @@ def categorise(stack: str) -> str:
     return "other (interpreter, logging, idle threads)"
 
 
-def worker_pids(port: int, workers: int) -> list[int]:
-    """The PIDs behind one port: /ping on fresh connections until every worker has answered."""
-    seen: set[int] = set()
-    for _ in range(1000):
-        status, pid = lt.ping_once(port)
-        if status == 200 and pid is not None:
-            seen.add(pid)
-        if len(seen) == workers:
-            break
-    return sorted(seen)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seconds", type=float, default=10.0, help="load duration (default: 10)")
@@ -84,10 +72,9 @@ def main() -> int:
         model_dir = lt.unpack_artifact(tarball, work / "model")
         with lt.model_servers(
             model_dir, batch=16, workers=args.workers, threads=1, logs=work / "logs"
-        ) as url:
-            port = int(url.rsplit(":", 1)[1])
+        ) as (url, pids):
             spies, raws = [], []
-            for pid in worker_pids(port, args.workers):
+            for pid in pids:
                 raws.append(work / f"profile-{pid}.txt")
                 spies.append(
                     subprocess.Popen(

@@ -75,14 +75,13 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "training"))
 
 from local_stage.cli import free_port, unpack_artifact  # noqa: E402
+from local_stage.procs import PID_HEADER  # noqa: E402
 from local_stage.testing import PYTORCH_IMAGE, write_cloud_assembly  # noqa: E402
 
 log = logging.getLogger("bench.local")
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CPUS = os.cpu_count() or 1
 WRK_SCRIPT = REPO / "bench/wrk_post.lua"
-# Sent on /ping by each model-server worker, so that the benchmark can tell them apart.
-PID_HEADER = "X-Local-Stage-Pid"
 BLOCK_S = 0.5  # length of one raw or served block of the one-client measurement
 GAP_S = 0.05  # idle time before each block: longer than OpenMP's spin after a parallel region
 BATCHING = (("on", 16), ("off", 1))  # (label, --max-batch-size)
@@ -367,20 +366,6 @@ def start(
             out.close()  # type: ignore[union-attr]
 
 
-def wait_ping(url: str, timeout_s: float = 180) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     stop_all([proc], sig)
 
@@ -402,19 +387,6 @@ def log_tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-@functools.cache
-def supports_reuse_port() -> bool:
-    """Whether this checkout's model server has --reuse-port (several workers on one port)."""
-    out = subprocess.run(
-        [sys.executable, "-m", "local_stage.model_server", "--help"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return "--reuse-port" in out.stdout
 
 
 def ping_once(port: int) -> tuple[int | None, int | None]:
@@ -447,14 +419,7 @@ def wait_workers(
                     f"model server worker {proc.pid} exited ({proc.returncode}):\n{log_tail(path)}"
                 )
         status, pid = ping_once(port)
-        if status == 200:
-            if pid is None and len(procs) == 1:
-                return  # a model server without the pid header: one worker needs no check
-            if pid is None:
-                raise RuntimeError(
-                    f"{len(procs)} workers share port {port}, but /ping has no {PID_HEADER} "
-                    "header to tell whether each of them is up"
-                )
+        if status == 200 and pid is not None:
             seen.add(pid)
             if want <= seen:
                 return
@@ -469,10 +434,8 @@ def wait_workers(
 @contextlib.contextmanager
 def model_servers(
     model_dir: Path, *, batch: int, workers: int, threads: int, logs: Path
-) -> Iterator[str]:
-    """``workers`` model-server processes on one port; yields its base URL."""
-    if workers > 1 and not supports_reuse_port():
-        raise RuntimeError("several workers need the model server's --reuse-port flag")
+) -> Iterator[tuple[str, list[int]]]:
+    """``workers`` model-server processes on one port; yields its base URL and their PIDs."""
     port = free_port()
     argv = [
         sys.executable,
@@ -492,9 +455,8 @@ def model_servers(
         "0",
         "--max-queue",
         "1000",
+        "--reuse-port",
     ]
-    if supports_reuse_port():
-        argv.append("--reuse-port")
     logs.mkdir(parents=True, exist_ok=True)
     paths = [logs / f"model-server-{port}-{i}.log" for i in range(workers)]
     procs: list[subprocess.Popen[bytes]] = []
@@ -502,7 +464,7 @@ def model_servers(
         for path in paths:
             procs.append(start(argv, log_path=path))
         wait_workers(port, procs, paths)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", [p.pid for p in procs]
     finally:
         stop_all(procs)
 
@@ -616,14 +578,10 @@ def bench_model(
             "label": config_label(workers, threads),
         }
         result["configs"].append(config)
-        if workers > 1 and not supports_reuse_port():
-            config["skipped"] = "not measured: the model server has no --reuse-port flag"
-            log.warning("%s %s: %s", arch, config["label"], config["skipped"])
-            continue
         for batching, batch in BATCHING:
             with model_servers(
                 model_dir, batch=batch, workers=workers, threads=threads, logs=work / "logs"
-            ) as url:
+            ) as (url, _pids):
                 client = LeanClient(url)
                 warm_up(client, "/invocations", png, headers)
                 client.close()
@@ -826,12 +784,7 @@ def chart(models: list[dict[str, Any]], full: dict[str, Any], clients: int, path
     import matplotlib.pyplot as plt
 
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 4.2), width_ratios=[2.2, 1, 1.3])
-    groups = [
-        (model, config)
-        for model in models
-        for config in model["configs"]
-        if "skipped" not in config
-    ]
+    groups = [(model, config) for model in models for config in model["configs"]]
     xs = np.arange(len(groups))
     for offset, (batching, _) in zip((-0.2, 0.2), BATCHING, strict=True):
         ratios = [config[batching]["rps"] / model["raw"]["ceiling_ips"] for model, config in groups]
@@ -920,13 +873,9 @@ def report(
         "| p50 / p99 (ms) | batching off (req/s) | ratio | p50 / p99 (ms) | errors |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    notes = []
     for model in models:
         ceiling = model["raw"]["ceiling_ips"]
         for config in model["configs"]:
-            if "skipped" in config:
-                notes.append(f"{model['label']}, {config['label']}: {config['skipped']}.")
-                continue
             errors = "; ".join(
                 f"{b}: {config[b]['error_detail']}" for b, _ in BATCHING if config[b]["errors"]
             )
@@ -939,7 +888,7 @@ def report(
                 errors or "0",
             ]
             lines.append("| " + " | ".join(cells) + " |")
-    lines += [""] + notes + ([""] if notes else [])
+    lines.append("")
     lines += [
         "## One client: served request vs raw forward (interleaved)",
         "",

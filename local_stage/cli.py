@@ -205,7 +205,7 @@ def _model_server_children(
     An instance is one port; its worker processes share it (SO_REUSEPORT), each a child of its
     own in state.json, restarted on its own when it dies.
     """
-    from local_stage.procs import PID_HEADER, Child
+    from local_stage.procs import Child
 
     children = []
     routing: dict[str, Any] = {"variants": []}
@@ -254,7 +254,7 @@ def _model_server_children(
                     env=env,
                     port=port,
                     ping_path="/ping",
-                    ping_pid_header=PID_HEADER if workers > 1 else None,
+                    shares_port=workers > 1,
                     restart=True,
                     extra={
                         "role": "model-server",

@@ -49,8 +49,8 @@ class Child:
     env: dict[str, str]
     port: int
     ping_path: str | None = None  # HTTP readiness path; None = the port accepting connections
-    # Set when several processes share the port: ready = a ping answered with this child's PID.
-    ping_pid_header: str | None = None
+    # Several processes share the port: ready = a ping answered with this child's own PID.
+    shares_port: bool = False
     restart: bool = False
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
@@ -159,9 +159,9 @@ class Supervisor:
 
     @staticmethod
     def _answered_by(child: Child, headers: Any) -> bool:
-        if child.ping_pid_header is None:
+        if not child.shares_port:
             return True
-        return child.proc is not None and headers.get(child.ping_pid_header) == str(child.proc.pid)
+        return child.proc is not None and headers.get(PID_HEADER) == str(child.proc.pid)
 
     async def stop(self, child: Child, timeout_s: float) -> None:
         proc = child.proc

@@ -61,7 +61,7 @@ def test_supervisor_starts_workers_on_one_port_each_answers_and_a_crash_is_survi
             env={**os.environ, "PYTHONPATH": str(REPO)},
             port=port,
             ping_path="/ping",
-            ping_pid_header=PID_HEADER,
+            shares_port=True,
         )
         for i in range(2)
     ]
