@@ -1,0 +1,129 @@
+"""What a scenario reports: checks (the issue's pass criteria, each true or false with the
+evidence), a table of figures, and notes; and how RELIABILITY.md is written from them."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Check:
+    """One pass criterion, stated as a sentence that is true when it passed."""
+
+    name: str
+    passed: bool
+    detail: str = ""  # the evidence: counts, the offending responses, ...
+
+
+@dataclass
+class Section:
+    key: str  # "load", "faults", "bad_input", "training_faults", "teardown"
+    title: str
+    method: str  # a paragraph: what was done, how, with which parameters
+    checks: list[Check] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks) and bool(self.checks)
+
+    def check(self, name: str, passed: bool, detail: str = "") -> bool:
+        self.checks.append(Check(name, bool(passed), detail))
+        return bool(passed)
+
+    def failures(self) -> str:
+        """The failed checks with their evidence, for a test's assertion message."""
+        return "\n".join(f"- {c.name}: {c.detail}" for c in self.checks if not c.passed)
+
+
+@dataclass
+class Table:
+    caption: str
+    columns: Sequence[str]
+    rows: list[Sequence[Any]]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table_markdown(table: Table) -> str:
+    lines = [f"*{table.caption}*", ""] if table.caption else []
+    lines.append("| " + " | ".join(table.columns) + " |")
+    lines.append("|" + "---|" * len(table.columns))
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def section_markdown(section: Section) -> str:
+    verdict = "PASS" if section.passed else "FAIL"
+    out = [f"## {section.title}: {verdict}", "", section.method, ""]
+    for table in section.tables:
+        out += [table_markdown(table), ""]
+    out += ["Checks:", ""]
+    for c in section.checks:
+        mark = "pass" if c.passed else "**FAIL**"
+        out.append(f"- {mark}: {c.name}" + (f" ({c.detail})" if c.detail else ""))
+    out.append("")
+    for note in section.notes:
+        out += [note, ""]
+    return "\n".join(out)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 (git from PATH, as make uses it)
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def write_markdown(sections: list[Section], out: Path, *, quick: bool, preamble: str) -> None:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    head = [
+        "# Reliability",
+        "",
+        preamble.strip(),
+        "",
+        f"Measured {when} on {machine()}, commit {_git_commit()}, "
+        f"{'quick' if quick else 'full'} run (`make reliability`"
+        f"{' QUICK=1' if quick else ''}).",
+        "",
+        "| scenario | result | time |",
+        "|---|---|---|",
+    ]
+    head += [
+        f"| [{s.title}](#{s.title.lower().replace(' ', '-').replace(':', '').replace(',', '')}) "
+        f"| {'pass' if s.passed else '**FAIL**'} | {s.seconds:.0f} s |"
+        for s in sections
+    ]
+    body = [section_markdown(s) for s in sections]
+    out.write_text("\n".join(head) + "\n\n" + "\n".join(body))
+
+
+def write_json(sections: list[Section], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps([{**asdict(s), "passed": s.passed} for s in sections], indent=1, default=str)
+    )
