@@ -24,7 +24,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export AWS_EC2_METADATA_DISABLED ?= true
 
 .PHONY: help install test lint typecheck local synth artifacts deploy destroy bootstrap github-oidc \
-	upload-data train-sagemaker tune-sagemaker bench bench-tools clean
+	upload-data train-sagemaker tune-sagemaker bench bench-tools reliability clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -123,6 +123,10 @@ tune-sagemaker: install ## A SageMaker hyperparameter tuning job; ARGS="--max-jo
 
 bench: install bench-tools ## Run the benchmarks under bench/ (minutes; results in bench/results/)
 	@for b in bench/*.py; do echo "==> $$b"; $(BIN)/python $$b; done
+
+# QUICK=1: the short version that `make test` also runs (tests/reliability/).
+reliability: install ## The reliability suite: load, faults, bad input, training faults, teardown (~15 min; writes RELIABILITY.md)
+	$(BIN)/python -m reliability $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
 # wrk (a C load generator, Debian package) drives the local-stage benchmark without taking the
 # server's CPU; without it the benchmark falls back to a Python client and says so.
