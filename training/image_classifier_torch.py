@@ -36,6 +36,7 @@ import torch.distributed as dist
 import torch_models
 from common import cli, env, images
 from common.checkpoint import (
+    Checkpoint,
     CheckpointManager,
     check_fingerprint,
     publish_model_dir,
@@ -557,14 +558,23 @@ def train(args: argparse.Namespace, ctx: Dist) -> int:
     best: dict[str, Any] = {"valid_accuracy": -1.0, "valid_loss": math.inf, "epoch": None}
     start_epoch = start_step = global_step = 0
     partial = [0.0, 0.0, 0.0]  # this epoch's (loss sum, correct, count) before the resume point
-    latest = checkpoints.latest() if args.resume else None
     if not args.resume and ctx.main:
         for old in checkpoints.list():
             shutil.rmtree(old.path, ignore_errors=True)
         (args.checkpoint_dir / "best.pth").unlink(missing_ok=True)
-    if latest is not None:
-        check_fingerprint(latest.meta["fingerprint"], fingerprint, args.checkpoint_dir)
-        state = torch.load(latest.path / "state.pt", map_location="cpu", weights_only=True)
+
+    def read_checkpoint(checkpoint: Checkpoint) -> dict[str, Any]:
+        check_fingerprint(checkpoint.meta["fingerprint"], fingerprint, args.checkpoint_dir)
+        state = torch.load(checkpoint.path / "state.pt", map_location="cpu", weights_only=True)
+        missing = {"model", "optimizer", "scaler", "rng_cpu"} - set(state)
+        if missing:
+            raise ValueError(f"state.pt lacks {sorted(missing)}")
+        return state
+
+    # The newest checkpoint that reads back whole; damaged ones are skipped with a warning.
+    found = checkpoints.load_latest(read_checkpoint) if args.resume else None
+    if found is not None:
+        latest, state = found
         unwrap(train_model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])

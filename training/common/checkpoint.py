@@ -5,10 +5,17 @@ Each checkpoint is a folder ``ckpt-e<epoch>-s<global step>/`` holding the framew
 mid-write (spot reclaim, SIGKILL) leaves either the previous set of checkpoints or the new one,
 never a torn file. SageMaker syncs the folder to S3 as it changes and restores it on the
 replacement instance; temporary folders are ignored on restore.
+
+A checkpoint can still be damaged after it was written (a partial S3 restore, a full disk on
+another writer, a bad copy): ``meta.json`` records every file's size and SHA-256, and
+:meth:`CheckpointManager.load_latest` verifies them and the framework's own load, skips a damaged
+checkpoint with a warning naming the file, sets it aside under ``corrupt/`` and resumes from the
+previous one. Keep at least two checkpoints (``--keep-checkpoints``, default 2) for that fallback.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,12 +25,21 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
 META = "meta.json"
+FILES_KEY = "files"  # meta.json: {relative path: {"bytes": n, "sha256": hex}} of the checkpoint
+CORRUPT_DIR = "corrupt"  # damaged checkpoints are moved here (not deleted: evidence)
+KEEP_CORRUPT = 2  # damaged checkpoints kept under corrupt/, newest first
 _NAME = re.compile(r"^ckpt-e(\d+)-s(\d+)$")
+_HASH_CHUNK = 1 << 20
+T = TypeVar("T")
+
+
+class CorruptCheckpoint(Exception):
+    """A checkpoint's files do not match what its meta.json recorded at save time."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,47 @@ class Checkpoint:
     def step_in_epoch(self) -> int:
         """Steps of ``epoch`` already done (0: start it from the beginning)."""
         return int(self.meta["step_in_epoch"])
+
+    @property
+    def global_step(self) -> int:
+        return int(self.meta["global_step"])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file under ``folder`` except meta.json, by relative path."""
+    return {
+        file.relative_to(folder).as_posix(): {"bytes": file.stat().st_size, "sha256": _sha256(file)}
+        for file in sorted(folder.rglob("*"))
+        if file.is_file() and file.name != META
+    }
+
+
+def verify(checkpoint: Checkpoint) -> None:
+    """Raise :class:`CorruptCheckpoint` naming the first file that is missing, of another size
+    or of other content than at save time. Checkpoints from before the manifest pass unchecked
+    (the framework's load is then the only check)."""
+    expected = checkpoint.meta.get(FILES_KEY)
+    if expected is None:
+        return
+    for name, want in expected.items():
+        file = checkpoint.path / name
+        if not file.is_file():
+            raise CorruptCheckpoint(f"{file} is missing")
+        size = file.stat().st_size
+        if size != want["bytes"]:
+            raise CorruptCheckpoint(
+                f"{file} has {size} bytes, {want['bytes']} when it was saved (truncated?)"
+            )
+        if _sha256(file) != want["sha256"]:
+            raise CorruptCheckpoint(f"{file} does not match its SHA-256 from save time")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -155,7 +212,8 @@ class CheckpointManager:
 
         def fill(tmp: Path) -> None:
             write(tmp)
-            (tmp / META).write_text(json.dumps(full_meta, indent=1), encoding="utf-8")
+            meta_with_files = {**full_meta, FILES_KEY: file_manifest(tmp)}
+            (tmp / META).write_text(json.dumps(meta_with_files, indent=1), encoding="utf-8")
 
         write_atomically(target, fill)
         self._rotate()
@@ -181,8 +239,63 @@ class CheckpointManager:
         return [item[2] for item in found]
 
     def latest(self) -> Checkpoint | None:
+        """The newest checkpoint, unverified (see :meth:`load_latest` to resume from one)."""
         checkpoints = self.list()
         return checkpoints[-1] if checkpoints else None
+
+    def load_latest(self, load: Callable[[Checkpoint], T]) -> tuple[Checkpoint, T] | None:
+        """The newest checkpoint that verifies and that ``load`` reads, with what it returned.
+
+        A checkpoint whose files fail :func:`verify`, or that ``load`` cannot read, is skipped
+        with a warning naming the file and the reason, and (by the writer) moved to ``corrupt/``
+        so that it is never picked again and rotation cannot delete the good ones for it; the
+        previous checkpoint is tried next. ``load`` raising :class:`common.env.UsageError` (a
+        checkpoint from other settings) is not damage: it propagates. None: no usable checkpoint.
+        """
+        from common.env import UsageError
+
+        checkpoints = self.list()
+        skipped: list[str] = []
+        for checkpoint in reversed(checkpoints):
+            try:
+                verify(checkpoint)
+                return checkpoint, load(checkpoint)
+            except UsageError:
+                raise
+            except Exception as exc:  # any failure to read it back means it cannot be resumed
+                reason = (
+                    str(exc)
+                    if isinstance(exc, CorruptCheckpoint)
+                    else (f"{type(exc).__name__}: {exc}")
+                )
+                where = self._set_aside(checkpoint)
+                log.warning(
+                    "skipping corrupt checkpoint %s: %s; %s; trying the previous one",
+                    checkpoint.path.name,
+                    reason,
+                    f"moved it to {where}" if where else "left in place (not the writer)",
+                )
+                skipped.append(checkpoint.path.name)
+        if skipped:
+            log.warning(
+                "no usable checkpoint in %s (skipped %s): starting from the beginning",
+                self.directory,
+                ", ".join(skipped),
+            )
+        return None
+
+    def _set_aside(self, checkpoint: Checkpoint) -> Path | None:
+        if not self.writer:
+            return None
+        corrupt = self.directory / CORRUPT_DIR
+        corrupt.mkdir(exist_ok=True)
+        target = corrupt / checkpoint.path.name
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        os.replace(checkpoint.path, target)
+        for old in sorted(corrupt.iterdir(), key=lambda p: p.name)[:-KEEP_CORRUPT]:
+            shutil.rmtree(old, ignore_errors=True)
+        return target
 
     def _rotate(self) -> None:
         for old in self.list()[: -self.keep]:

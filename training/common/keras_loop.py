@@ -25,7 +25,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 from common import env
-from common.checkpoint import CheckpointManager, check_fingerprint, publish_model_dir
+from common.checkpoint import (
+    Checkpoint,
+    CheckpointManager,
+    check_fingerprint,
+    publish_model_dir,
+)
 from common.health import HealthConfig, HealthMonitor
 from common.metrics import format_metrics
 from common.plotting import plot_history
@@ -229,14 +234,19 @@ def train(run: KerasRun) -> dict[str, Any]:
     loop = _Loop(run, len(batch_sizes))
     best_path = args.checkpoint_dir / "best.keras"
     start_epoch = start_step = 0
-    latest = loop.checkpoints.latest() if args.resume else None
     if not args.resume:
         for old in loop.checkpoints.list():
             shutil.rmtree(old.path, ignore_errors=True)
         best_path.unlink(missing_ok=True)
-    if latest is not None:
-        check_fingerprint(latest.meta["fingerprint"], run.fingerprint, args.checkpoint_dir)
-        model = keras.models.load_model(latest.path / MODEL_FILE)
+
+    def read_checkpoint(checkpoint: Checkpoint) -> keras.Model:
+        check_fingerprint(checkpoint.meta["fingerprint"], run.fingerprint, args.checkpoint_dir)
+        return keras.models.load_model(checkpoint.path / MODEL_FILE)
+
+    # The newest checkpoint that reads back whole; damaged ones are skipped with a warning.
+    found = loop.checkpoints.load_latest(read_checkpoint) if args.resume else None
+    if found is not None:
+        latest, model = found
         meta = latest.meta
         set_rng_state(model, meta["rng"])
         start_epoch, start_step = meta["epoch"], meta["step_in_epoch"]
