@@ -11,35 +11,12 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.common import retention
+from stacks.openapi import draft4_schema, to_json_schema
 
-# The request shapes `POST /predict` accepts as JSON (see lambda_src/README.md). API Gateway checks
-# them before the Lambda runs, so malformed requests cost no Lambda time.
-PREDICT_REQUEST_SCHEMA = apigw.JsonSchema(
-    schema=apigw.JsonSchemaVersion.DRAFT4,
-    title="PredictRequest",
-    type=apigw.JsonSchemaType.OBJECT,
-    min_properties=1,
-    properties={
-        "instances": apigw.JsonSchema(type=apigw.JsonSchemaType.ARRAY, min_items=1),
-        "inputs": apigw.JsonSchema(),
-        "image": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1),
-        "images": apigw.JsonSchema(
-            type=apigw.JsonSchemaType.ARRAY,
-            min_items=1,
-            items=apigw.JsonSchema(type=apigw.JsonSchemaType.STRING),
-        ),
-        "text": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING),
-        "texts": apigw.JsonSchema(
-            type=apigw.JsonSchemaType.ARRAY,
-            min_items=1,
-            items=apigw.JsonSchema(type=apigw.JsonSchemaType.STRING),
-        ),
-    },
-    any_of=[
-        apigw.JsonSchema(required=[key])
-        for key in ("instances", "inputs", "image", "images", "text", "texts")
-    ],
-)
+# The request shapes `POST /predict` accepts as JSON, from the published OpenAPI document
+# (lambda_src/openapi.json). API Gateway checks them before the Lambda runs, so malformed requests
+# cost no Lambda time, and the published contract is what is enforced.
+PREDICT_REQUEST_SCHEMA = to_json_schema(draft4_schema("PredictRequest"))
 
 _SHAPES_HINT = (
     'send {\\"instances\\": [...]}, {\\"inputs\\": ...}, {\\"image\\": \\"<base64>\\"}, '
