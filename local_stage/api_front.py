@@ -14,8 +14,10 @@ environment. As API Gateway does, before the function runs:
 - the function raising, or answering something that is not a proxy response → 502
   ``{"message": "Internal server error"}``; no answer within the integration timeout → 504
   ``{"message": "Endpoint request timed out"}``;
+- a body over 10 MB → 413 ``{"message": "Request Too Long"}``;
 - a body that fails the method's request model (a RequestValidator with ValidateRequestBody, for
-  the body's content type) → 400 ``{"message": "Invalid request body"}``.
+  the body's content type), is not JSON or nests too deep to parse → 400
+  ``{"message": "Invalid request body"}``.
 
 Where the template declares a GatewayResponse for that kind of error (or DEFAULT_4XX/5XX), its
 status, headers and application/json template are used instead, as API Gateway does.
@@ -272,9 +274,11 @@ class ApiFront:
             return False  # no model for this content type: API Gateway passes it through
         try:
             document = json.loads(body or b"null")
-        except ValueError:
+            return not jsonschema.Draft4Validator(schema).is_valid(document)
+        except (ValueError, RecursionError):
+            # Not JSON, or nested deeper than a parser follows: API Gateway's validator refuses
+            # it as an invalid body (a 400), it does not fail.
             return True
-        return not jsonschema.Draft4Validator(schema).is_valid(document)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.in_flight += 1
@@ -302,8 +306,12 @@ class ApiFront:
             return self.error("THROTTLED", 429, "Too Many Requests")
         if route.integration == "mock":
             return web.Response(status=route.mock_status, headers=route.mock_headers)
-        body = await request.read()
-        if len(body) > MAX_REQUEST_BYTES:
+        body: bytes | None
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # aiohttp's own limit (client_max_size) struck first
+            body = None
+        if body is None or len(body) > MAX_REQUEST_BYTES:
             return self.error("REQUEST_TOO_LARGE", 413, "Request Too Long")
         if route.body_schemas and self.invalid_body(route, request, body):
             return self.error("BAD_REQUEST_BODY", 400, "Invalid request body")
