@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from stacks.artifact import ModelSource, parse_s3_url
 from stacks.client_access import ClientAccess
+from stacks.common import retention
 from stacks.config import ServingConfig, volume_kms_supported
 from stacks.endpoint_autoscaling import EndpointAutoscaling
 from stacks.gateway_function import GatewayFunction
@@ -152,6 +154,7 @@ class ServingStack(cdk.Stack):
                 api_invoke_arns=self.api.invoke_arns() if cfg.api_auth == "iam" else (),
             )
 
+        self._own_api_execution_logs()
         self._acknowledge_helper_resources()
         self._outputs()
 
@@ -175,18 +178,71 @@ class ServingStack(cdk.Stack):
         if self.client_access is not None:
             cdk.CfnOutput(self, "ClientRoleArn", value=self.client_access.role.role_arn)
 
+    def _own_api_execution_logs(self) -> None:
+        """Declare the log group API Gateway writes the stage's execution logs (ERROR level) to.
+
+        Left to itself API Gateway creates ``API-Gateway-Execution-Logs_<api id>/<stage>`` on
+        the first logged error, never expiring, and `cdk destroy` leaves it behind. Declared here
+        it follows the stage's retention and removal policy; the stage depends on it, so on
+        destroy the stage (the only writer) is gone before the group is deleted.
+        """
+        api, stage = self.api.api, self.api.api.deployment_stage
+        # The stage's name as configured: its `stage_name` attribute is a Ref to the stage,
+        # which would make the group and the stage depend on each other.
+        self.api_execution_logs = logs.LogGroup(
+            self,
+            "ApiExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{api.rest_api_id}/{self.config.stage}",
+            retention=retention(self.config.log_retention_days),
+            removal_policy=_removal(self.config.retain_data),
+        )
+        stage.node.add_dependency(self.api_execution_logs)
+
     def _acknowledge_helper_resources(self) -> None:
-        """Findings on resources that CDK itself adds (providers, account-level roles)."""
+        """Resources that CDK itself adds (providers, account-level roles): findings, and logs.
+
+        The bucket auto-delete provider (dev only) runs exactly when the stack is destroyed;
+        without a declared log group Lambda would create ``/aws/lambda/<handler>`` then, with
+        no expiry, and it would outlive the stack. Its logs go to a group the stack owns instead,
+        deleted after the handler (which depends on it), and its role may write only there (no
+        ``logs:CreateLogGroup``, so late log lines cannot re-create a deleted group).
+        """
         auto_delete = self.node.try_find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
-        if auto_delete is not None:
-            # Its handler references the role (GetAtt) already; the extra DependsOn trips W3005.
-            handler = auto_delete.node.try_find_child("Handler")
-            if isinstance(handler, cdk.CfnResource):
-                handler.add_deletion_override("DependsOn")
-            cdk.Validations.of(auto_delete).acknowledge(
-                cdk.Acknowledgment(
-                    id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-                    reason="CDK's own provider that empties the dev buckets on destroy; it "
-                    "exists only when retain_data is false.",
-                )
-            )
+        if auto_delete is None:
+            return
+        handler = auto_delete.node.try_find_child("Handler")
+        role = auto_delete.node.try_find_child("Role")
+        assert isinstance(handler, cdk.CfnResource) and isinstance(role, cdk.CfnResource)
+        handler.add_deletion_override("DependsOn")
+        self.auto_delete_logs = logs.LogGroup(
+            self,
+            "AutoDeleteObjectsLogs",
+            retention=retention(self.config.log_retention_days),
+            removal_policy=_removal(self.config.retain_data),
+        )
+        handler.add_property_override(
+            "LoggingConfig", {"LogGroup": self.auto_delete_logs.log_group_name}
+        )
+        role.add_property_deletion_override("ManagedPolicyArns")
+        role.add_property_override(
+            "Policies",
+            [
+                {
+                    "PolicyName": "WriteOwnLogs",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                                "Resource": self.auto_delete_logs.log_group_arn,
+                            }
+                        ],
+                    },
+                }
+            ],
+        )
+
+
+def _removal(retain_data: bool) -> cdk.RemovalPolicy:
+    return cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY

@@ -294,7 +294,6 @@ def test_every_nag_acknowledgment_is_narrow_and_reasoned(synthesized_dir):
         "AwsSolutions-IAM5[Resource::*]",
         "AwsSolutions-IAM5[Resource::<EndpointLogs.Arn>]",
         "AwsSolutions-IAM5[Resource::<GatewayLogs.Arn>]",
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
         "AwsSolutions-L1",
         "AwsSolutions-APIG3",
