@@ -255,6 +255,14 @@ def asset_files(assembly: Path) -> list[tuple[str, int]]:
     return out
 
 
+def termination_protection(assembly: Path) -> bool:
+    manifest = json.loads((assembly / "manifest.json").read_text())
+    (stack,) = [
+        a for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"
+    ]
+    return bool(stack.get("properties", {}).get("terminationProtection", False))
+
+
 def _synth(workdir: Path, stage: str) -> Path:
     return harness.synth(
         workdir / f"cdk.out-{stage}",
@@ -378,6 +386,13 @@ def run(quick: bool, workdir: Path) -> Section:
             "by the stack (and so follows its removal policy)",
             bool(service) and not unowned,
             "; ".join(unowned) or "; ".join(f"{s.what}: {s.detail}" for s in service),
+        )
+        protected = termination_protection(assembly)
+        section.check(
+            f"{stage}: termination protection is "
+            + ("on (a destroy needs a deliberate extra step)" if stage == "prod" else "off"),
+            protected == (stage == "prod"),
+            f"terminationProtection {protected} in the cloud assembly",
         )
         assets = asset_files(assembly)
         section.notes.append(

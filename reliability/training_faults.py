@@ -496,7 +496,9 @@ def report(section: Section, outcome: Outcome) -> None:
 
 def run(quick: bool, workdir: Path) -> Section:
     kills = 2 if quick else 5
-    scripts = [TORCH] if quick else [TORCH, KERAS]
+    # Each Keras start pays TensorFlow's import and graph tracing (about a minute on 2 cores):
+    # fewer kills there.
+    scripts = [(TORCH, kills)] if quick else [(TORCH, kills), (KERAS, 2)]
     section = Section(
         key="training_faults",
         title="Training faults",
@@ -505,8 +507,9 @@ def run(quick: bool, workdir: Path) -> Section:
             "runs it) on scikit-learn's digits (PNG files, the data of `make local`), on one CPU "
             "thread (OMP_NUM_THREADS=1), with a checkpoint every N steps and at each epoch end "
             f"(keep 2). An uninterrupted run is the reference. The same command is then started "
-            f"and SIGKILLed {kills} times at random steps (one random step in each slice of the "
-            "run, from a seeded random.Random), resumed each time; after one more kill the "
+            f"and SIGKILLed {kills} times{'' if quick else ' (the Keras run 2 times)'} at random "
+            "steps (one random step in each slice of the run, from a seeded random.Random), "
+            "resumed each time; after one more kill the "
             "newest checkpoint's state file is truncated to half its size and the run is resumed "
             "to the end. The step killed at is the last `step i/n` progress line the run logged "
             "before it died; the step resumed from is the next start's `resuming from "
@@ -522,10 +525,14 @@ def run(quick: bool, workdir: Path) -> Section:
         ),
     )
     data = harness.digits_data(workdir / "data")
-    for script in scripts:
+    for script, script_kills in scripts:
         try:
             outcome = exercise(
-                script, data, workdir / script.path.removesuffix(".py"), kills=kills, seed=SEED
+                script,
+                data,
+                workdir / script.path.removesuffix(".py"),
+                kills=script_kills,
+                seed=SEED,
             )
         except RuntimeError as exc:
             section.check(f"{script.name}: the faulted run could be driven to the end", False,

@@ -10,7 +10,7 @@ DistributedDataParallel under ``torchrun``, gloo on CPU and NCCL on GPU):
 Data: an ImageFolder tree (``train/ valid/ test/``, one folder per class). Writes the best epoch's
 model to --model-dir (``model.pth``, ``model_config.json``, ``metrics.json``) and the training
 curves, health report and profile to --output-dir. Spot-safe: checkpoints every epoch (and every
---checkpoint-every-steps) and resumes from the newest one.
+--checkpoint-every-steps) and resumes from the newest one that reads back whole.
 """
 
 from __future__ import annotations

@@ -183,7 +183,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, stem: str, defaults: d
         "--keep-checkpoints",
         type=positive_int,
         default=2,
-        help="how many recent checkpoints to keep",
+        help="how many recent checkpoints to keep (2 or more lets a resume fall back past a "
+        "damaged newest one)",
     )
     add(
         spot,
