@@ -306,9 +306,10 @@ def run(quick: bool, workdir: Path) -> Section:
             f"({', '.join(f'{s.users} users for {s.seconds:g} s' for s in steps)}). Every "
             "request's status, latency and body come back through locust's request event; a "
             "request without an HTTP answer (refused, reset, timed out after "
-            "40 s, or never finished) counts as no response. Below the throttle every request "
-            "must succeed; far above it every request must still be answered, 200 or API "
-            "Gateway's 429, and the accepted count must match the configured rate and burst."
+            "40 s, or started and never finished) counts as no response. Below the throttle every request "
+            "must succeed; far above it every request must still be answered, 200 or the 429 "
+            "the template declares for THROTTLED (its GatewayResponse), and the accepted count "
+            "must match the configured rate and burst."
         ),
     )
     app = harness.digits_assembly(
