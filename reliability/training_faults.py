@@ -177,7 +177,8 @@ def run_attempt(
         attempt.killed_at = last_step[0]
     match = RESUMED.search(text)
     attempt.resumed_from = int(match[2]) if match else 0
-    attempt.skipped = [(m[1], m[2]) for m in SKIPPED.finditer(text)]
+    ckpt_dir = f"{run_dir / 'ckpt'}/"  # shorter evidence: paths relative to the checkpoint dir
+    attempt.skipped = [(m[1], m[2].replace(ckpt_dir, "")) for m in SKIPPED.finditer(text)]
     attempt.on_disk = [c.global_step for c in _checkpoints(run_dir)]
     return attempt
 
