@@ -534,6 +534,15 @@ def map_client_error(err: ClientError) -> ApiError:
         original = _model_message(err.response.get("OriginalMessage")) or message
         if original_status in MODEL_CLIENT_ERROR_STATUSES:
             return ApiError(original_status, "ModelRejectedInput", original)
+        if "invocation timed out" in message.lower():
+            # The container missed SageMaker's own time limit (60 s unless configured): the
+            # model was too slow, not broken, so a timeout, as our read timeout is.
+            return ApiError(
+                504,
+                "GatewayTimeout",
+                "the model did not answer within the endpoint's time limit; send smaller "
+                "requests or scale the endpoint up",
+            )
         return ApiError(502, "ModelError", f"the model failed on this request: {original}")
     if code in ("ThrottlingException", "Throttling", "TooManyRequestsException"):
         return ApiError(

@@ -107,6 +107,25 @@ def test_model_rejecting_the_input_stays_a_client_error(gw, original_status: int
     assert "expected a 28x28 image" in error["message"]
 
 
+def test_the_container_missing_sagemakers_time_limit_is_a_504(gw) -> None:
+    # SageMaker Runtime's answer when the container does not respond in time (no status code).
+    stub_error(
+        gw,
+        "ModelError",
+        424,
+        'Received server error (0) from primary with message "Your invocation timed out while '
+        "waiting for a response from container primary. Review the latency metrics for each "
+        'container in Amazon CloudWatch, resolve the issue, and try again."',
+        OriginalStatusCode=0,
+        LogStreamArn=LOG_STREAM,
+    )
+    response = gw.handle(json_event({"text": "a"}))
+    assert response["statusCode"] == 504
+    error = error_of(response)
+    assert error["code"] == "GatewayTimeout"
+    assert "time limit" in error["message"]
+
+
 def test_model_error_without_original_message_uses_the_service_message(gw) -> None:
     stub_error(gw, "ModelError", 424, "Received server error (0) from primary")
     response = gw.handle(json_event({"text": "a"}))
