@@ -163,6 +163,11 @@ def run_attempt(
         else:
             if proc.poll() is None:
                 proc.kill()
+                proc.wait(timeout=60)
+                raise RuntimeError(
+                    f"attempt {number} of {script.name} neither finished nor reached step "
+                    f"{target} within {ATTEMPT_TIMEOUT_S} s (last step {last_step[0]})"
+                )
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
