@@ -134,6 +134,29 @@ def test_requests_past_the_bound_are_refused_at_once_and_slow_ones_time_out(
     assert hang.headers["X-Local-Stage-Error"] == "timeout"
 
 
+def test_a_worker_stuck_past_the_timeout_exits_for_the_supervisor_to_replace(
+    model_server, torch_model_dir
+):
+    """A cheap input_fn runs on the event loop; when one call then blocks, nothing else (not
+    even /ping) is answered. The watchdog ends the worker, as TorchServe would."""
+    from local_stage.model_server.server import WATCHDOG_EXIT_CODE
+
+    server = model_server(torch_model_dir, "pytorch", "--request-timeout-s", "1")
+    for _ in range(10):  # cheap calls: input_fn has proven cheap and now runs inline
+        assert post(server.url + "/invocations", data="[[1,2,3,4]]", headers=JSON).ok
+    start = time.monotonic()
+    with pytest.raises(requests.ConnectionError):
+        requests.post(
+            server.url + "/invocations",
+            data=json.dumps({"sleep_s": 6.0}),
+            headers=JSON,
+            timeout=HTTP_TIMEOUT_S,
+        )
+    assert server.proc.wait(timeout=10) == WATCHDOG_EXIT_CODE
+    assert time.monotonic() - start < 5  # 1 s timeout + 1 s grace, not the 6 s sleep
+    assert "watchdog: the event loop has not run" in server.log()
+
+
 def test_sigterm_drains_the_request_in_flight(model_server, torch_model_dir):
     server = model_server(torch_model_dir, "pytorch", "--threads", "1")
     with ThreadPoolExecutor(1) as pool:
