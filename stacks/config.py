@@ -88,7 +88,7 @@ class ServingConfig:
     throttle_burst_limit: int = 100
     quota_per_day: int = 0  # 0: no daily quota on the API key's usage plan
     cors_allow_origin: str = ""
-    binary_media_types: tuple[str, ...] = ("image/png", "image/jpeg")
+    binary_media_types: tuple[str, ...] = ("image/png", "image/jpeg", "application/x-npy")
 
     # --- access for callers outside the API -----------------------------------------------------
     client_role_principal: str = ""  # an account id or IAM ARN allowed to assume the client role

@@ -72,6 +72,31 @@ def test_a_batch_of_images_answers_in_order(stage, digits_data, http):
     assert labels == single
 
 
+def test_a_numpy_answer_reaches_the_client_as_bytes(stage, digits_data, http):
+    """Accept: application/x-npy is one of the API's binary media types: API Gateway decodes the
+    Lambda's base64 body, so the client gets the .npy file, not base64 text."""
+    import io
+
+    import numpy as np
+
+    (_, png), *_ = _digits(digits_data, per_class=1)
+    headers = {"x-api-key": stage.key, "Content-Type": "image/png"}
+    resp = http.post(
+        stage.url + "/predict",
+        data=png,
+        timeout=TIMEOUT_S,
+        headers={**headers, "Accept": "application/x-npy"},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["Content-Type"] == "application/x-npy"
+    scores = np.load(io.BytesIO(resp.content))
+    as_json = http.post(stage.url + "/predict", data=png, timeout=TIMEOUT_S, headers=headers)
+    probabilities = as_json.json()["predictions"][0]["probabilities"]  # {label: p}
+    expected = [probabilities[label] for label in sorted(probabilities, key=int)]
+    assert scores.shape[-1] == len(expected)
+    assert np.allclose(scores.reshape(-1), expected, atol=1e-4)
+
+
 def test_client_errors(stage, http):
     key = {"x-api-key": stage.key}
     bad_json = http.post(

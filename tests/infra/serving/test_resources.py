@@ -256,7 +256,7 @@ def test_stage_throttles_logs_and_traces(dev):
     template.has_resource_properties(
         "AWS::ApiGateway::RestApi",
         {
-            "BinaryMediaTypes": ["image/png", "image/jpeg"],
+            "BinaryMediaTypes": ["image/png", "image/jpeg", "application/x-npy"],
             "EndpointConfiguration": {"Types": ["REGIONAL"]},
         },
     )
