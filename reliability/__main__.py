@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,18 @@ model server; docs/local-stage.md), so figures are this machine's, not AWS's; wh
 how each layer answers, not how fast AWS is. `make test` runs a shorter version of every scenario
 (tests/reliability/) and fails on any failed check.
 """
+
+
+def _publish(section: Section, results: Path, report_dir: Path) -> list[tuple[str, Path]]:
+    """Copy the section's charts out of its scratch directory into ``results`` and return
+    them as paths relative to the report."""
+    results.mkdir(parents=True, exist_ok=True)
+    published = []
+    for caption, image in section.figures:
+        target = results / f"{section.key}-{image.name}"
+        shutil.copyfile(image, target)
+        published.append((caption, Path(os.path.relpath(target.resolve(), report_dir.resolve()))))
+    return published
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.monotonic()
             section: Section = module.run(quick=args.quick, workdir=workdir)
             section.seconds = time.monotonic() - start
+            section.figures = _publish(section, args.json.parent, args.out.parent)
             sections.append(section)
             print(section_markdown(section), flush=True)
     finally:

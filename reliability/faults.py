@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from local_stage.testing import build_torch_artifact, pack
-from reliability import harness
+from reliability import harness, plots
 from reliability.report import Section, Table
 
 log = logging.getLogger(__name__)
@@ -498,4 +498,26 @@ def run(quick: bool, workdir: Path) -> Section:
                 )
                 outcomes.append(outcome)
     evaluate(section, outcomes)
+    first: dict[str, Outcome] = {}
+    for outcome in outcomes:
+        first.setdefault(outcome.name, outcome)
+    chart = plots.faults_chart(
+        [
+            {
+                "name": o.name,
+                "fault_at": o.fault_at,
+                "recovery_s": o.recovery_s(),
+                "records": [(r.sent, r.ended, r.status) for r in o.records],
+            }
+            for o in first.values()
+        ],
+        workdir / "faults.png",
+    )
+    section.figures.append(
+        (
+            "Every request of each fault's first run: when it was sent (0 = the fault) and how "
+            "long it took, by status; the shaded span is the time to recovery",
+            chart,
+        )
+    )
     return section

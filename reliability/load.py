@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reliability import harness
+from reliability import harness, plots
 from reliability.report import Section, Table
 
 log = logging.getLogger(__name__)
@@ -329,6 +329,29 @@ def run(quick: bool, workdir: Path) -> Section:
         restarts = sum(p["restarts"] for p in stage.state["processes"])
     log.info("locust:\n%s", output)
     evaluate(section, steps, throttled_error(app))
+    chart = plots.load_chart(
+        [
+            {
+                "users": s.users,
+                "offered_rps": s.offered_rps,
+                "seconds": s.span_s,
+                "statuses": s.statuses(),
+                "no_response": s.no_response,
+                "p50_ms": s.latency_ms(0.5),
+                "p99_ms": s.latency_ms(0.99),
+            }
+            for s in steps
+        ],
+        THROTTLE_RATE_RPS,
+        THROTTLE_BURST,
+        workdir / "load.png",
+    )
+    section.figures.append(
+        (
+            "Answers per second by status and latency per step; the dashed line is the throttle",
+            chart,
+        )
+    )
     section.check(
         "no local-stage process crashed or restarted under load",
         restarts == 0,

@@ -30,6 +30,8 @@ class Section:
     checks: list[Check] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # (caption, image file): charts the scenario drew; the runner copies them next to the report.
+    figures: list[tuple[str, Path]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -71,6 +73,8 @@ def section_markdown(section: Section) -> str:
     out = [f"## {section.title}: {verdict}", "", section.method, ""]
     for table in section.tables:
         out += [table_markdown(table), ""]
+    for caption, image in section.figures:
+        out += [f"![{caption}]({image.as_posix()})", "", f"*{caption}*", ""]
     out += ["Checks:", ""]
     for c in section.checks:
         mark = "pass" if c.passed else "**FAIL**"

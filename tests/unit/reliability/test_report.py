@@ -50,3 +50,44 @@ def test_an_unknown_scenario_is_refused_with_the_choices(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "unknown scenario(s) chaos" in err and "training_faults" in err
+
+
+def test_charts_are_drawn_and_published_next_to_the_report(tmp_path):
+    from reliability import plots
+    from reliability.__main__ import _publish
+
+    steps = [
+        {
+            "users": users,
+            "offered_rps": users * 5.0,
+            "seconds": 5.0,
+            "statuses": statuses,
+            "no_response": 0,
+            "p50_ms": 20.0,
+            "p99_ms": 80.0,
+        }
+        for users, statuses in ((1, {200: 25}), (12, {200: 130, 429: 170}))
+    ]
+    load_png = plots.load_chart(steps, 25, 10, tmp_path / "scratch" / "load.png")
+    faults_png = plots.faults_chart(
+        [
+            {
+                "name": "kill runtime API",
+                "fault_at": 2.0,
+                "recovery_s": 1.5,
+                "records": [(1.0, 1.02, 200), (2.1, 2.2, 503), (3.6, 3.62, 200), (2.5, 2.6, 0)],
+            }
+        ],
+        tmp_path / "scratch" / "faults.png",
+    )
+    for png in (load_png, faults_png):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plots.status_colour(429) == plots.THROTTLED
+    assert plots.status_colour(0) == plots.NO_ANSWER
+
+    section = _section(True)
+    section.figures.append(("Load per step", load_png))
+    results, report_dir = tmp_path / "repo" / "reliability" / "results", tmp_path / "repo"
+    section.figures = _publish(section, results, report_dir)
+    assert (results / "load-load.png").is_file()
+    assert "![Load per step](reliability/results/load-load.png)" in section_markdown(section)
