@@ -42,6 +42,21 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)
 
 
+# A process that ran at least this long before it exited counts as having been healthy: it is
+# restarted at once. One that exits sooner, again and again (a model that cannot load), is
+# restarted after a delay that doubles each time, so it does not spin the CPU.
+HEALTHY_UPTIME_S = 10.0
+FIRST_RESTART_DELAY_S = 0.05
+MAX_RESTART_DELAY_S = 30.0
+
+
+def restart_delay_s(quick_exits: int) -> float:
+    """The wait before a restart, given how many exits in a row came soon after a start."""
+    if quick_exits <= 1:
+        return FIRST_RESTART_DELAY_S
+    return min(MAX_RESTART_DELAY_S, 0.5 * 2 ** min(quick_exits - 2, 6))
+
+
 @dataclass
 class Child:
     name: str
@@ -54,6 +69,7 @@ class Child:
     restart: bool = False
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
+    quick_exits: int = 0  # exits in a row within HEALTHY_UPTIME_S of a start
     started_at: float = 0.0
     last_lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=40))
     extra: dict[str, Any] = field(default_factory=dict)
@@ -115,10 +131,12 @@ class Supervisor:
         log.warning("%s (pid %d) exited with code %s", child.name, proc.pid, code)
         if not child.restart:
             return
-        # Back off when it crashes right after start, so a broken model does not spin the CPU.
-        delay_s = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
-        if time.monotonic() - child.started_at > 60:
-            delay_s = 0.5
+        # A process that had been running is replaced at once (its callers wait meanwhile); one
+        # that keeps exiting right after its start is backed off (see restart_delay_s).
+        if time.monotonic() - child.started_at >= HEALTHY_UPTIME_S:
+            child.quick_exits = 0
+        child.quick_exits += 1
+        delay_s = restart_delay_s(child.quick_exits)
         child.restarts += 1
         log.warning("restarting %s in %.1f s (restart %d)", child.name, delay_s, child.restarts)
         await asyncio.sleep(delay_s)
