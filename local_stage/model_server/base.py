@@ -4,13 +4,23 @@ A handler splits one invocation into three steps so that the server can batch th
 ``prepare`` (decode the request, in an I/O thread), ``run_batch`` (the model, in the one model
 thread, on the payloads of several concurrent requests at once) and ``finish`` (encode the
 response, in an I/O thread).
+
+The handlers are the one implementation of the containers' contract: the model server serves
+them over HTTP, and ``model_export.containers`` (what ``python -m model_export verify`` trusts)
+calls the same three steps in-process.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
+import importlib.util
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -89,3 +99,41 @@ class ServingHandler(abc.ABC):
 
 def json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def import_script(path: Path, search_paths: Sequence[Path]) -> ModuleType:
+    """Import an artifact's ``code/`` script under a module name unique to its path.
+
+    The containers put ``code/`` on ``PYTHONPATH``; so do we (``search_paths``, first one first),
+    and they stay there, for helper modules a handler imports while serving. The unique name lets
+    several artifacts live in one process (``model_export``'s tests, ``verify``) without one's
+    ``inference`` module and its state replacing another's. Exceptions from the script propagate.
+    """
+    for folder in reversed(search_paths):
+        if folder.is_dir() and str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    name = f"_artifact_{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def exception_status(exc: BaseException) -> int:
+    """The status a failed step answers with: an ``InvocationError``'s, a handler exception's
+    integer ``status_code`` (the toolkit's ``BaseInferenceToolkitError``, our handlers'
+    ``RequestError``), else 500."""
+    if isinstance(exc, InvocationError):
+        return exc.status
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 400 <= status <= 599:
+        return status
+    return 500

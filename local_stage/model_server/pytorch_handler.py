@@ -15,13 +15,10 @@ first batch and batching is switched off for the model (with a warning), never a
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import io
 import json
 import logging
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ from local_stage.model_server.base import (
     InvocationResponse,
     Prepared,
     ServingHandler,
+    import_script,
     json_bytes,
 )
 from local_stage.model_server.batching import leading_size, merge_key, split_output
@@ -97,21 +95,19 @@ class PyTorchHandler(ServingHandler):
         program = env.get("SAGEMAKER_PROGRAM", "inference.py")
         module_name = program[:-3] if program.endswith(".py") else program
         code_dir = model_dir / "code"
+        script = code_dir / f"{module_name}.py"
         module = None
-        if (code_dir / f"{module_name}.py").is_file():
-            if str(code_dir) not in sys.path:
-                sys.path.insert(0, str(code_dir))
+        if script.is_file():
             if (code_dir / "requirements.txt").is_file():
                 log.warning(
-                    "code/requirements.txt is not installed by the local stage (the container "
-                    "pip-installs it at start-up); install its packages into this venv if needed"
+                    "code/requirements.txt is not installed here (the container pip-installs it "
+                    "at start-up); install its packages into this venv if needed"
                 )
             try:
-                module = importlib.import_module(module_name)
+                module = import_script(script, [code_dir])
             except Exception as exc:
                 raise LocalStageError(
-                    f"importing {code_dir / (module_name + '.py')} failed: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"importing {script} failed: {type(exc).__name__}: {exc}"
                 ) from exc
         else:
             log.warning("no code/%s in the artifact: using the toolkit's default handlers", program)
@@ -130,6 +126,7 @@ class PyTorchHandler(ServingHandler):
         self.predict_fn = fns["predict_fn"] or self.default_predict_fn
         self.output_fn = fns["output_fn"] or self.default_output_fn
         self.user_functions = sorted(k for k, v in fns.items() if v is not None)
+        self.module = module  # the imported script (None: the toolkit's defaults only)
         try:
             self.model = _call(self.model_fn, self.context, str(model_dir))
         except LocalStageError:
@@ -312,13 +309,3 @@ def _tolist(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def exception_status(exc: BaseException) -> int:
-    """The toolkit's ``BaseInferenceToolkitError`` carries its status; anything else is a 500."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, InvocationError):
-        return exc.status
-    if isinstance(status, int) and 400 <= status <= 599:
-        return status
-    return 500

@@ -31,10 +31,10 @@ from local_stage.model_server.base import (
     InvocationRequest,
     InvocationResponse,
     ServingHandler,
+    exception_status,
     json_bytes,
 )
 from local_stage.model_server.batching import BatchingConfig, DynamicBatcher, Overloaded
-from local_stage.model_server.pytorch_handler import exception_status
 from local_stage.procs import PID_HEADER
 
 log = logging.getLogger(__name__)
@@ -318,7 +318,7 @@ class ModelServer:
 
     async def tfs_predict(self, request: web.Request) -> web.Response:
         """TF Serving's REST predict, for a ``handler`` that posts to ``context.rest_uri``."""
-        from local_stage.model_server.tfs_handler import TfsError, TfsHandler
+        from local_stage.model_server.tfs_handler import ServableNotFound, TfsError, TfsHandler
 
         handler = self.handler
         assert isinstance(handler, TfsHandler)
@@ -339,7 +339,8 @@ class ModelServer:
                 raise result
             return web.json_response(handler.format_predict(payload, result))
         except TfsError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+            status = 404 if isinstance(exc, ServableNotFound) else 400
+            return web.json_response({"error": str(exc)}, status=status)
         except Overloaded as exc:
             return web.json_response({"error": f"overloaded: {exc}"}, status=503)
         except TimeoutError:

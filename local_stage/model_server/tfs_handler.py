@@ -10,23 +10,24 @@ Lines and CSV lines turned into instances, 415 otherwise. With ``code/inference.
 ``input_handler``/``output_handler`` (or ``handler``) run as in the container's Python service,
 ``output_handler`` receiving a ``requests.Response`` from TF Serving's REST API.
 
+``tfs-model-name``/``tfs-model-version``/``tfs-method`` custom attributes pick the servable (400
+when malformed, 404 when there is no such model or version).
+
 TF Serving itself is replaced by the SavedModel's signature called in-process; its REST predict
 API (row ``instances`` → ``predictions``, columnar ``inputs`` → ``outputs``, ``{"b64": ...}``
-binary values, ``signature_name``) is reproduced, also over HTTP at ``/v1/models/<name>:predict``
-for a ``handler`` that posts to ``context.rest_uri``. Concurrent requests are batched into one
-signature call, as TF Serving's batching does.
+binary values in, and out for outputs named ``*_bytes``, ``signature_name``) is reproduced, also
+over HTTP at ``/v1/models/<name>:predict`` for a ``handler`` that posts to ``context.rest_uri``.
+Concurrent requests are batched into one signature call, as TF Serving's batching does.
 """
 
 from __future__ import annotations
 
 import base64
 import collections
-import importlib
 import io
 import json
 import logging
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from local_stage.model_server.base import (
     InvocationResponse,
     Prepared,
     ServingHandler,
+    import_script,
     json_bytes,
 )
 from local_stage.model_server.batching import split_output
@@ -57,8 +59,17 @@ Context = collections.namedtuple(
 )
 
 
+# What the container accepts in the tfs-model-name / tfs-model-version custom attributes.
+_MODEL_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,254}\Z")
+_VERSION = re.compile(r"\A\d+\Z")
+
+
 class TfsError(Exception):
     """An error TF Serving answers with 400 ``{"error": ...}``."""
+
+
+class ServableNotFound(TfsError):
+    """No such model or version: TF Serving answers 404."""
 
 
 @dataclass
@@ -78,20 +89,32 @@ class TfsPayload:
     batch: int | None  # rows, when every input has a leading batch dimension
 
 
-def discover_saved_models(model_dir: Path) -> dict[str, dict[int, Path]]:
-    """The container's rule: ``saved_model.pb`` in a folder whose name is all digits."""
+def _saved_models(model_dir: Path) -> tuple[dict[str, dict[int, Path]], list[Path]]:
     found: dict[str, dict[int, Path]] = {}
     misplaced: list[Path] = []
     for pb in sorted(model_dir.rglob("saved_model.pb")):
         version_dir = pb.parent
         if "code" in pb.relative_to(model_dir).parts:
             continue
-        if not version_dir.name.isdigit():
+        if version_dir == model_dir or not version_dir.name.isdigit():
             misplaced.append(pb.relative_to(model_dir))
             continue
         parent = version_dir.parent
+        # The container unpacks into /opt/ml/model, so a top-level version folder is "model".
         name = "model" if parent == model_dir else parent.name
         found.setdefault(name, {})[int(version_dir.name)] = version_dir
+    return found, misplaced
+
+
+def find_saved_models(model_dir: Path) -> dict[str, dict[int, Path]]:
+    """``{name: {version: folder}}`` by the container's rule (tfs_utils.find_models):
+    ``saved_model.pb`` in a folder whose name is all digits. Empty when there is none."""
+    return _saved_models(model_dir)[0]
+
+
+def discover_saved_models(model_dir: Path) -> dict[str, dict[int, Path]]:
+    """``find_saved_models``, or an error naming the fix when the container would find none."""
+    found, misplaced = _saved_models(model_dir)
     if not found:
         if misplaced:
             where = ", ".join(str(p) for p in misplaced)
@@ -170,23 +193,24 @@ def _decode_value(value: Any) -> Any:
     return value
 
 
-def _to_jsonable(array: np.ndarray) -> Any:
+def _to_jsonable(array: np.ndarray, as_b64: bool = False) -> Any:
+    """TF Serving's JSON for an output: string tensors as text, or ``{"b64": ...}`` when the
+    output's name ends in ``_bytes`` (TF Serving's rule) or the bytes are not UTF-8."""
     if array.dtype == object:
-        return [
-            _to_jsonable(a) if isinstance(a, np.ndarray) else _bytes_to_str(a)
-            for a in array.tolist()
-        ]
+        return _bytes_to_str(array.tolist(), as_b64)
     return array.tolist()
 
 
-def _bytes_to_str(value: Any) -> Any:
+def _bytes_to_str(value: Any, as_b64: bool) -> Any:
     if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"b64": base64.b64encode(value).decode("ascii")}
+        if not as_b64:
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return {"b64": base64.b64encode(value).decode("ascii")}
     if isinstance(value, list):
-        return [_bytes_to_str(v) for v in value]
+        return [_bytes_to_str(v, as_b64) for v in value]
     return value
 
 
@@ -229,16 +253,13 @@ class TfsHandler(ServingHandler):
         self.handler_fn = self.input_handler = self.output_handler = None
         code_dir = model_dir / "code"
         if (code_dir / "inference.py").is_file():
-            for path in (code_dir / "lib", code_dir):
-                if path.is_dir() and str(path) not in sys.path:
-                    sys.path.insert(0, str(path))
             if (code_dir / "requirements.txt").is_file():
                 log.warning(
-                    "code/requirements.txt is not installed by the local stage (the container "
-                    "pip-installs it at start-up); install its packages into this venv if needed"
+                    "code/requirements.txt is not installed here (the container pip-installs it "
+                    "at start-up); install its packages into this venv if needed"
                 )
             try:
-                module = importlib.import_module("inference")
+                module = import_script(code_dir / "inference.py", [code_dir / "lib", code_dir])
             except Exception as exc:
                 raise LocalStageError(
                     f"importing code/inference.py failed: {type(exc).__name__}: {exc}"
@@ -269,15 +290,18 @@ class TfsHandler(ServingHandler):
     # ---- TF Serving's REST predict API, in-process ----
 
     def servable(self, name: str | None, version: str | int | None) -> _Servable:
-        versions = self.servables.get(name or self.default_model)
+        name = name or self.default_model
+        versions = self.servables.get(name)
         if versions is None:
-            raise TfsError(f"Servable not found for request: Latest({name})")
+            raise ServableNotFound(f"Servable not found for request: Latest({name})")
         if version is None:
             return versions[max(versions)]
         try:
             return versions[int(version)]
         except (KeyError, ValueError):
-            raise TfsError(f"Servable not found for request: Specific({name}, {version})") from None
+            raise ServableNotFound(
+                f"Servable not found for request: Specific({name}, {version})"
+            ) from None
 
     def parse_predict(self, body: str | bytes, servable: _Servable) -> TfsPayload:
         try:
@@ -296,6 +320,8 @@ class TfsHandler(ServingHandler):
                 'the classify/regress API ("examples") is not supported by the local stage; '
                 'send "instances" or "inputs"'
             )
+        if "instances" in request and "inputs" in request:
+            raise TfsError("Request can have either 'instances' or 'inputs' key, but not both")
         if "instances" in request:
             rows = _decode_value(request["instances"])
             if not isinstance(rows, list):
@@ -355,7 +381,7 @@ class TfsHandler(ServingHandler):
             raise TfsError(f"input '{key}': cannot convert to {spec.dtype.name}: {exc}") from exc
         if not spec.shape.is_compatible_with(array.shape):
             raise TfsError(
-                f"input '{key}': shape {list(array.shape)} does not match the signature's "
+                f"input '{key}' has shape {list(array.shape)}; the signature expects "
                 f"{spec.shape.as_list()} (None = any size)"
             )
         return array
@@ -372,17 +398,18 @@ class TfsHandler(ServingHandler):
 
     @staticmethod
     def format_predict(payload: TfsPayload, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
-        if payload.row_format:
-            if len(outputs) == 1:
-                return {"predictions": _to_jsonable(next(iter(outputs.values())))}
-            n = next(iter(outputs.values())).shape[0]
-            rows = [
-                {k: _to_jsonable(v[i : i + 1])[0] for k, v in outputs.items()} for i in range(n)
-            ]
-            return {"predictions": rows}
-        if len(outputs) == 1:
-            return {"outputs": _to_jsonable(next(iter(outputs.values())))}
-        return {"outputs": {k: _to_jsonable(v) for k, v in outputs.items()}}
+        """TF Serving's answer; raises TfsError (a 400) for row format without a shared batch
+        dimension, which TF Serving cannot split into per-instance objects either."""
+        values = {k: _to_jsonable(v, k.endswith("_bytes")) for k, v in outputs.items()}
+        if not payload.row_format:
+            return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
+        sizes = {v.shape[0] if v.ndim else None for v in outputs.values()}
+        if len(sizes) != 1 or None in sizes:
+            raise TfsError("Output tensors do not share a batch dimension; use 'inputs'")
+        if len(values) == 1:
+            return {"predictions": next(iter(values.values()))}
+        count = next(iter(outputs.values())).shape[0]
+        return {"predictions": [{k: v[i] for k, v in values.items()} for i in range(count)]}
 
     # ---- batching ----
 
@@ -458,10 +485,13 @@ class TfsHandler(ServingHandler):
     def prepare(self, request: InvocationRequest) -> Prepared:
         attributes = parse_custom_attributes(request.custom_attributes)
         method = attributes.get("tfs-method", "predict")
+        name, version = attributes.get("tfs-model-name"), attributes.get("tfs-model-version")
+        if name is not None and not _MODEL_NAME.match(name):
+            raise InvocationError(400, "invalid tfs-model-name")
+        if version is not None and not _VERSION.match(version):
+            raise InvocationError(400, "invalid tfs-model-version: must be a positive integer")
         try:
-            servable = self.servable(
-                attributes.get("tfs-model-name"), attributes.get("tfs-model-version")
-            )
+            servable = self.servable(name, version)
         except TfsError as exc:
             raise InvocationError(404, str(exc)) from exc
         if method != "predict":
@@ -510,7 +540,10 @@ class TfsHandler(ServingHandler):
         if isinstance(result, TfsError):
             status, body = 400, {"error": str(result)}
         else:
-            status, body = 200, self.format_predict(item.payload, result)
+            try:
+                status, body = 200, self.format_predict(item.payload, result)
+            except TfsError as exc:
+                status, body = 400, {"error": str(exc)}
         if self.output_handler is not None:
             # The type output_handler expects; only TF workers with handlers need it.
             import requests
