@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from local_stage.errors import LocalStageError
+from local_stage.model_server.base import ServingHandler
 from local_stage.model_server.batching import BatchingConfig
 from local_stage.model_server.server import ModelServer, model_thread, serve
 
@@ -150,7 +151,7 @@ def build_server(args: argparse.Namespace, env: Mapping[str, str]) -> ModelServe
     timeout_s = args.request_timeout_s or timeout_from_env(env)
     port_holder: dict[str, int] = {"port": args.port}
     model_pool = model_thread()
-    handler: object
+    handler: ServingHandler
     if args.flavour == "pytorch":
         import torch
 
@@ -174,7 +175,7 @@ def build_server(args: argparse.Namespace, env: Mapping[str, str]) -> ModelServe
 
         handler = TfsHandler(args.model_dir, env, rest_base_url)
     server = ModelServer(
-        handler,  # type: ignore[arg-type]
+        handler,
         batching,
         request_timeout_s=timeout_s,
         model_pool=model_pool,
@@ -184,7 +185,7 @@ def build_server(args: argparse.Namespace, env: Mapping[str, str]) -> ModelServe
         "%d threads",
         args.flavour,
         args.model_dir,
-        handler.describe(),  # type: ignore[attr-defined]
+        handler.describe(),
         batching.max_batch_size,
         batching.max_delay_s * 1000,
         batching.max_queue,

@@ -184,13 +184,13 @@ class PyTorchHandler(ServingHandler):
             if content_type == JSON:
                 return json.dumps(prediction, default=_tolist)
             if content_type == CSV:
-                buf = io.StringIO()
-                np.savetxt(buf, np.asarray(prediction), delimiter=",", fmt="%s")
-                return buf.getvalue().encode("utf-8")
+                text = io.StringIO()
+                np.savetxt(text, np.asarray(prediction), delimiter=",", fmt="%s")
+                return text.getvalue().encode("utf-8")
             if content_type == NPY:
-                buf = io.BytesIO()
-                np.save(buf, np.asarray(prediction))
-                return buf.getvalue()
+                binary = io.BytesIO()
+                np.save(binary, np.asarray(prediction))
+                return binary.getvalue()
         raise _unsupported(accept)
 
     # ---- the three steps ----
