@@ -13,9 +13,7 @@ Tarball layout (unpacked into ``/opt/ml/model``)::
 from __future__ import annotations
 
 import base64
-import importlib.util
 import logging
-import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from local_stage.model_server.base import import_script
 from model_export import manifest as manifest_lib
 from model_export.common import (
     ExportResult,
@@ -51,14 +50,9 @@ def load_arch_module(path: Path) -> ModuleType:
             f"architecture module {path} not found; pass --arch-module <path to the "
             "torch_models.py that defines build_model(arch, num_classes)>"
         )
-    name = f"_model_export_arch_{abs(hash(str(path.resolve())))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ExportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        # Under a name unique to its path, as the serving containers' scripts are imported.
+        module = import_script(path, search_paths=())
     except Exception as exc:
         raise ExportError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
     if not callable(getattr(module, "build_model", None)):

@@ -4,6 +4,7 @@ evidence), a table of figures, and notes; and how RELIABILITY.md is written from
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from collections.abc import Sequence
@@ -98,8 +99,6 @@ def _git_commit() -> str:
 
 
 def machine() -> str:
-    import os
-
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
