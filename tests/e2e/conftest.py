@@ -22,15 +22,27 @@ def digits_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return harness.digits_data(tmp_path_factory.mktemp("digits") / "data")
 
 
+# The shared stage's throttle is far above what the tests send, so no test's answer depends on
+# how many requests the tests before it made; the throttle itself is tested on a stage of its own
+# (test_throttle.py).
+UNTHROTTLED = {"throttle_rate_limit": "5000", "throttle_burst_limit": "5000"}
+
+
 @pytest.fixture(scope="session")
-def digits_assembly(digits_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def digits_artifact(digits_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits model trained on the data set and exported: its ``model.tar.gz``."""
     from model_export.pytorch_export import export_pytorch
 
-    base = tmp_path_factory.mktemp("stack")
+    base = tmp_path_factory.mktemp("model")
     trained = harness.train_digits(digits_data, base / "trained")
-    result = export_pytorch(trained, name="digits", out_dir=base / "artifacts")
+    return export_pytorch(trained, name="digits", out_dir=base / "artifacts").tarball
+
+
+@pytest.fixture(scope="session")
+def digits_assembly(digits_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return harness.synth(
-        base / "cdk.out", {**harness.DIGITS_CONTEXT, "artifact_path": str(result.tarball)}
+        tmp_path_factory.mktemp("stack") / "cdk.out",
+        {**harness.DIGITS_CONTEXT, **UNTHROTTLED, "artifact_path": str(digits_artifact)},
     )
 
 
