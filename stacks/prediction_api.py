@@ -83,6 +83,7 @@ class PredictionApi(Construct):
         construct_id: str,
         *,
         handler: lambda_.IFunction,
+        api_name: str,
         stage_name: str,
         api_auth: str,
         throttle_rate_limit: float,
@@ -117,9 +118,12 @@ class PredictionApi(Construct):
             if cors_allow_origin
             else None
         )
+        # REST API metrics are keyed by ApiName (and Stage), not by id: two stacks' APIs with one
+        # name would share every metric and each other's alarms.
         self.api = apigw.RestApi(
             self,
             "Api",
+            rest_api_name=api_name,
             description="Prediction API in front of a SageMaker endpoint",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             binary_media_types=list(binary_media_types),

@@ -122,6 +122,7 @@ class ServingStack(cdk.Stack):
             self,
             "Api",
             handler=self.gateway.alias,
+            api_name=self.stack_name,
             stage_name=cfg.stage,
             api_auth=cfg.api_auth,
             throttle_rate_limit=cfg.throttle_rate_limit,

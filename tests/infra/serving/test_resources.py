@@ -374,3 +374,18 @@ def test_outputs_name_what_a_user_needs(dev):
     assert {"ApiUrl", "ApiKeyId", "EndpointName", "BucketName", "TrainingRoleArn"} <= set(outputs)
     assert outputs["EndpointName"]["Value"] == "mlserving-dev-digits-endpoint"
     assert "ClientRoleArn" not in outputs, "no client role unless a principal is configured"
+
+
+def test_each_stacks_api_has_its_own_name_so_its_metrics_and_alarms_are_its_own(dev, prod):
+    # API Gateway keys REST API metrics by ApiName: with one name for every stack, dev's 5xx
+    # would trip prod's alarm.
+    names = set()
+    for stack, template in (dev, prod):
+        (api,) = template.find_resources("AWS::ApiGateway::RestApi").values()
+        assert api["Properties"]["Name"] == stack.stack_name
+        names.add(api["Properties"]["Name"])
+        (alarm,) = template.find_resources(
+            "AWS::CloudWatch::Alarm", {"Properties": {"Namespace": "AWS/ApiGateway"}}
+        ).values()
+        assert {"Name": "ApiName", "Value": stack.stack_name} in alarm["Properties"]["Dimensions"]
+    assert names == {"MlServing-dev-digits", "MlServing-prod-sentiment"}
