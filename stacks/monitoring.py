@@ -12,6 +12,11 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
+# SageMaker publishes invocation metrics in AWS/SageMaker but the instances' CPU, memory, disk
+# (and GPU) utilization in this namespace (SageMaker developer guide, "Monitor SageMaker AI with
+# Amazon CloudWatch": endpoint instance metrics).
+INSTANCE_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
+
 
 class Monitoring(Construct):
     """CloudWatch alarms (to an SNS topic, optionally e-mailed) and a dashboard."""
@@ -51,6 +56,19 @@ class Monitoring(Construct):
                 period=period,
             )
 
+        def instance_metric(name: str) -> cloudwatch.Metric:
+            """Instance utilization: published in /aws/sagemaker/Endpoints, not AWS/SageMaker.
+
+            CPUUtilization is the sum over the instance's cores (up to 100% per core).
+            """
+            return cloudwatch.Metric(
+                namespace=INSTANCE_METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map=dims,
+                statistic="Average",
+                period=period,
+            )
+
         invocations = endpoint_metric("Invocations", "Sum")
         endpoint_errors = cloudwatch.MathExpression(
             expression="e4 + e5",
@@ -62,6 +80,7 @@ class Monitoring(Construct):
             period=period,
         )
         model_latency = endpoint_metric("ModelLatency", "p99")  # microseconds
+        overhead_latency = endpoint_metric("OverheadLatency", "p99")  # microseconds
 
         def on_any(metric: cloudwatch.IMetric, alarm_id: str, description: str) -> cloudwatch.Alarm:
             """Alarm when ``metric`` (a per-minute count) is non-zero in 2 of 3 minutes."""
@@ -140,10 +159,19 @@ class Monitoring(Construct):
                 ],
             ),
             cloudwatch.GraphWidget(
-                title="Model latency p99 (µs) and instances",
-                left=[model_latency],
-                right=[endpoint_metric("CPUUtilization", "Average")],
+                title="Model latency p99 (µs)", left=[model_latency, overhead_latency]
             ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Instances: CPU, memory and disk (%)",
+                left=[
+                    instance_metric("CPUUtilization"),
+                    instance_metric("MemoryUtilization"),
+                    instance_metric("DiskUtilization"),
+                ],
+                width=24,
+            )
         )
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24)

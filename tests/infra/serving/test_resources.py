@@ -389,3 +389,34 @@ def test_each_stacks_api_has_its_own_name_so_its_metrics_and_alarms_are_its_own(
         ).values()
         assert {"Name": "ApiName", "Value": stack.stack_name} in alarm["Properties"]["Dimensions"]
     assert names == {"MlServing-dev-digits", "MlServing-prod-sentiment"}
+
+
+def _dashboard_widgets(template) -> list[dict]:
+    """The dashboard's widgets, with every token in its body replaced by a placeholder."""
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    if isinstance(body, dict):
+        _, parts = body["Fn::Join"]
+        body = "".join(p if isinstance(p, str) else "TOKEN" for p in parts)
+    return json.loads(body)["widgets"]
+
+
+def test_dashboard_reads_instance_utilization_from_the_endpoints_namespace(dev):
+    _, template = dev
+    metrics = [
+        m
+        for w in _dashboard_widgets(template)
+        for m in w.get("properties", {}).get("metrics", [])
+        if isinstance(m[0], str)
+    ]
+    # A metric line is [namespace, name, dim, value, ...]; "." repeats the previous line's field.
+    namespaces = {}
+    previous = None
+    for line in metrics:
+        namespace = previous if line[0] == "." else line[0]
+        namespaces[line[1]] = namespace
+        previous = namespace
+    for name in ("CPUUtilization", "MemoryUtilization", "DiskUtilization"):
+        assert namespaces.get(name) == "/aws/sagemaker/Endpoints", name
+    assert namespaces["Invocations"] == "AWS/SageMaker"
+    assert namespaces["ModelLatency"] == "AWS/SageMaker"
