@@ -172,26 +172,44 @@ class ModelEndpoint(Construct):
             kms_key_id=self.volume_key.key_arn if self.volume_key else None,
         )
 
+        self.container_startup_timeout_s = container_startup_timeout_s
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            # An update (a new model or config) starts the green fleet with the variant's current
+            # instance count, as autoscaling set it, instead of the config's initial count, so
+            # capacity does not drop under load ("Update endpoints that use auto scaling",
+            # SageMaker developer guide).
+            retain_all_variant_properties=True,
         )
         self.endpoint.node.add_dependency(self.log_group)
         # Ref of AWS::SageMaker::Endpoint is its ARN (SageMaker lower-cases the name in ARNs).
         self.endpoint_arn = self.endpoint.ref
 
-    def enable_auto_rollback(self, alarm_names: Sequence[str]) -> None:
-        """Roll new endpoint configs out blue/green, rolling back if any of ``alarm_names`` fires."""
+    def enable_auto_rollback(self, alarm_names: Sequence[str], *, bake_s: int) -> None:
+        """Roll new endpoint configs out blue/green, rolling back if any of ``alarm_names`` fires.
+
+        ``bake_s``: how long the old (blue) fleet stays up after all traffic moved to the new
+        one; the alarms must be able to fire within it, or a broken model is kept.
+        """
         if not alarm_names:
             raise ValueError("ModelEndpoint.enable_auto_rollback: give at least one alarm name")
+        if not 0 < bake_s <= 3600:
+            raise ValueError("ModelEndpoint.enable_auto_rollback: bake_s must be 1-3600 seconds")
+        # The deployment may take: new instances (minutes), the container's start-up (up to its
+        # health-check timeout), then the baking period. SageMaker's limit is 600-28800 s.
+        max_execution_s = min(28_800, max(600, bake_s + self.container_startup_timeout_s + 1800))
         self.endpoint.deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
             blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
                 traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
                     type="ALL_AT_ONCE", wait_interval_in_seconds=0
                 ),
-                termination_wait_in_seconds=300,
+                # With all-at-once shifting the baking period is this wait: the alarms are
+                # watched, and trip a rollback to the blue fleet, until it ends.
+                termination_wait_in_seconds=bake_s,
+                maximum_execution_timeout_in_seconds=max_execution_s,
             ),
             auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
                 alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=n) for n in alarm_names]

@@ -16,6 +16,13 @@ from constructs import Construct
 # (and GPU) utilization in this namespace (SageMaker developer guide, "Monitor SageMaker AI with
 # Amazon CloudWatch": endpoint instance metrics).
 INSTANCE_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
+ALARM_PERIOD_S = 60
+ALARM_EVALUATION_PERIODS = 3
+# How long a blue/green update keeps the old fleet while the model-errors alarm watches the new
+# one: its 3-minute window, plus the minutes CloudWatch takes to receive SageMaker's metrics and
+# evaluate, with margin. AWS's all-at-once example bakes 600 s as well (SageMaker developer guide,
+# "Use all at once traffic shifting").
+ROLLBACK_BAKE_S = 600
 
 
 class Monitoring(Construct):
@@ -45,7 +52,7 @@ class Monitoring(Construct):
             self.topic.add_subscription(subs.EmailSubscription(alarm_email))
 
         dims = {"EndpointName": endpoint_name, "VariantName": variant_name}
-        period = cdk.Duration.minutes(1)
+        period = cdk.Duration.seconds(ALARM_PERIOD_S)
 
         def endpoint_metric(name: str, statistic: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
@@ -70,13 +77,19 @@ class Monitoring(Construct):
             )
 
         invocations = endpoint_metric("Invocations", "Sum")
-        endpoint_errors = cloudwatch.MathExpression(
-            expression="e4 + e5",
+        client_errors = endpoint_metric("Invocation4XXErrors", "Sum")
+        # What the model got wrong, not what callers sent wrong: the container's 5xx answers, and
+        # the non-2xx invocations that are not its 4xx answers (timeouts, broken connections,
+        # malformed responses; InvocationModelErrors counts 4xx too). MAX, not a sum, so a 5xx
+        # that both metrics count is counted once.
+        model_failures = cloudwatch.MathExpression(
+            expression="MAX([FILL(e5, 0), FILL(me, 0) - FILL(e4, 0)])",
             using_metrics={
-                "e4": endpoint_metric("Invocation4XXErrors", "Sum"),
                 "e5": endpoint_metric("Invocation5XXErrors", "Sum"),
+                "me": endpoint_metric("InvocationModelErrors", "Sum"),
+                "e4": client_errors,
             },
-            label="Endpoint invocation errors",
+            label="Model failures (5xx, timeouts)",
             period=period,
         )
         model_latency = endpoint_metric("ModelLatency", "p99")  # microseconds
@@ -90,16 +103,18 @@ class Monitoring(Construct):
                 metric=metric,
                 alarm_description=description,
                 threshold=1,
-                evaluation_periods=3,
+                evaluation_periods=ALARM_EVALUATION_PERIODS,
                 datapoints_to_alarm=2,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
 
-        self.endpoint_errors_alarm = on_any(
-            endpoint_errors,
-            "EndpointErrors",
-            f"{endpoint_name}: invocations answered with 4xx/5xx errors",
+        # Also the blue/green rollback alarm: it must fire within ROLLBACK_BAKE_S.
+        self.model_errors_alarm = on_any(
+            model_failures,
+            "ModelErrors",
+            f"{endpoint_name}: the model failed invocations (5xx, timeouts); callers' 4xx "
+            "mistakes are not counted",
         )
         self.model_latency_alarm = model_latency.create_alarm(
             self,
@@ -127,7 +142,7 @@ class Monitoring(Construct):
             "Prediction API: 5xx answers",
         )
         self.alarms = [
-            self.endpoint_errors_alarm,
+            self.model_errors_alarm,
             self.model_latency_alarm,
             self.lambda_errors_alarm,
             self.lambda_throttles_alarm,
@@ -146,7 +161,8 @@ class Monitoring(Construct):
                 left=[
                     api.metric_client_error(period=period),
                     api.metric_server_error(period=period),
-                    endpoint_errors,
+                    client_errors,
+                    model_failures,
                     function.metric_errors(period=period),
                 ],
             ),

@@ -16,7 +16,7 @@ from stacks.config import ServingConfig, volume_kms_supported
 from stacks.endpoint_autoscaling import EndpointAutoscaling
 from stacks.gateway_function import GatewayFunction
 from stacks.model_endpoint import ModelEndpoint
-from stacks.monitoring import Monitoring
+from stacks.monitoring import ROLLBACK_BAKE_S, Monitoring
 from stacks.prediction_api import PredictionApi
 from stacks.storage import Storage
 from stacks.training_access import TrainingAccess, dlc_repository_arns
@@ -143,7 +143,9 @@ class ServingStack(cdk.Stack):
             latency_alarm_p99_ms=cfg.latency_alarm_p99_ms,
             alarm_email=cfg.alarm_email,
         )
-        self.endpoint.enable_auto_rollback([self.monitoring.endpoint_errors_alarm.alarm_name])
+        self.endpoint.enable_auto_rollback(
+            [self.monitoring.model_errors_alarm.alarm_name], bake_s=ROLLBACK_BAKE_S
+        )
 
         self.client_access: ClientAccess | None = None
         if cfg.client_role_principal:

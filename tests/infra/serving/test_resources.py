@@ -74,13 +74,14 @@ def test_endpoint_config_has_one_variant_with_an_encrypted_volume(dev, iam_auth)
     assert gpu_template.find_resources("AWS::KMS::Key") == {}
 
 
-def test_endpoint_is_named_from_the_stack_and_rolls_back_on_errors(dev):
+def test_endpoint_is_named_from_the_stack_and_rolls_back_on_model_failures(dev):
     _, template = dev
     alarm = Capture()
+    (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
     template.has_resource_properties(
         "AWS::SageMaker::Endpoint",
         {
-            "EndpointName": "mlserving-dev-digits-endpoint",
+            "EndpointName": endpoint["Properties"]["EndpointName"],
             "EndpointConfigName": {"Fn::GetAtt": [Match.any_value(), "EndpointConfigName"]},
             "DeploymentConfig": {
                 "BlueGreenUpdatePolicy": Match.object_like(
@@ -95,9 +96,60 @@ def test_endpoint_is_named_from_the_stack_and_rolls_back_on_errors(dev):
             },
         },
     )
-    rollback_alarm = template.to_json()["Resources"][alarm.as_string()]
-    assert rollback_alarm["Type"] == "AWS::CloudWatch::Alarm"
-    assert "4xx/5xx" in rollback_alarm["Properties"]["AlarmDescription"]
+    assert endpoint["Properties"]["EndpointName"].startswith("mlserving-dev-digits-")
+    rollback_alarm = template.to_json()["Resources"][alarm.as_string()]["Properties"]
+    # Callers' mistakes (the container's 4xx answers) must not roll a good model back: the alarm
+    # counts the 5xx answers, or the model errors that are not 4xx, whichever is larger.
+    (expression,) = [m for m in rollback_alarm["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "MAX([FILL(e5, 0), FILL(me, 0) - FILL(e4, 0)])"
+    inputs = {
+        m["Id"]: m["MetricStat"]["Metric"]["MetricName"]
+        for m in rollback_alarm["Metrics"]
+        if "MetricStat" in m
+    }
+    assert inputs == {
+        "e5": "Invocation5XXErrors",
+        "me": "InvocationModelErrors",
+        "e4": "Invocation4XXErrors",
+    }
+    assert "Invocation4XXErrors" not in json.dumps(
+        [m for m in rollback_alarm["Metrics"] if m["Id"] != "e4"]
+    )
+
+
+def test_blue_green_update_bakes_long_enough_for_the_rollback_alarm_to_fire(dev, prod):
+    for _, template in (dev, prod):
+        (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
+        policy = endpoint["Properties"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+        alarm_name = endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"][
+            "Alarms"
+        ][0]["AlarmName"]["Ref"]
+        alarm = template.to_json()["Resources"][alarm_name]["Properties"]
+        periods = {m["MetricStat"]["Period"] for m in alarm["Metrics"] if "MetricStat" in m}
+        (period_s,) = periods
+        window_s = period_s * alarm["EvaluationPeriods"]
+        # The old fleet stays (the baking period) until the alarm has had its whole window plus
+        # CloudWatch's few minutes of metric delivery and evaluation.
+        assert policy["TerminationWaitInSeconds"] >= window_s + 300
+        assert policy["TerminationWaitInSeconds"] <= 3600
+        # The whole deployment (new instances, container start-up, baking) fits its time limit.
+        (config,) = template.find_resources("AWS::SageMaker::EndpointConfig").values()
+        startup_s = config["Properties"]["ProductionVariants"][0][
+            "ContainerStartupHealthCheckTimeoutInSeconds"
+        ]
+        assert (
+            policy["TerminationWaitInSeconds"] + startup_s
+            < policy["MaximumExecutionTimeoutInSeconds"]
+            <= 28_800
+        )
+
+
+def test_an_update_keeps_the_instance_count_autoscaling_set(dev, prod):
+    # Without it the green fleet starts at InitialInstanceCount, whatever load it takes over.
+    for _, template in (dev, prod):
+        template.has_resource_properties(
+            "AWS::SageMaker::Endpoint", {"RetainAllVariantProperties": True}
+        )
 
 
 def test_autoscaling_tracks_invocations_per_instance(dev, prod):
@@ -359,7 +411,13 @@ def test_alarms_cover_every_layer_and_page_the_topic(dev):
     assert len(alarms) == 5
     described = {a["Properties"]["AlarmDescription"]: a["Properties"] for a in alarms.values()}
     names = " ".join(described)
-    for text in ("4xx/5xx", "p99 model latency", "unhandled errors", "throttled", "5xx answers"):
+    for text in (
+        "model failed",
+        "p99 model latency",
+        "unhandled errors",
+        "throttled",
+        "5xx answers",
+    ):
         assert text in names, text
     for props in described.values():
         assert props["AlarmActions"] == [{"Ref": topic_id}]
