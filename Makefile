@@ -15,7 +15,11 @@ REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 CDK := node_modules/.bin/cdk
 # CDK_CONTEXT adds any config key: make synth CDK_CONTEXT="-c max_instances=4"
 CDK_CONTEXT ?=
-CDK_ARGS := -c stage=$(STAGE) -c model=$(MODEL) $(if $(MODEL_DATA_URL),-c model_data_url=$(MODEL_DATA_URL)) $(CDK_CONTEXT)
+# ALARM_EMAIL=you@example.com subscribes that address to the stack's alarms (confirm the e-mail
+# AWS sends); the same as alarm_email in cdk.json.
+ALARM_EMAIL ?=
+CDK_ARGS := -c stage=$(STAGE) -c model=$(MODEL) $(if $(MODEL_DATA_URL),-c model_data_url=$(MODEL_DATA_URL)) \
+	$(if $(ALARM_EMAIL),-c alarm_email=$(ALARM_EMAIL)) $(CDK_CONTEXT)
 
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20

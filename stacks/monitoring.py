@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -39,13 +40,15 @@ class Monitoring(Construct):
         api: apigw.RestApi,
         latency_alarm_p99_ms: int,
         alarm_email: str,
+        key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
+        # ``key``'s policy must let cloudwatch.amazonaws.com use it (see StackKey).
         self.topic = sns.Topic(
             self,
             "Alarms",
             display_name=f"Alarms of {endpoint_name}",
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            master_key=key,
             enforce_ssl=True,
         )
         if alarm_email:
@@ -150,6 +153,22 @@ class Monitoring(Construct):
         ]
         for alarm in self.alarms:
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        # enforce_ssl gives the topic a policy with only a Deny, and a topic policy replaces the
+        # default one that let this account's services publish: without this statement CloudWatch
+        # is "not authorized to perform: SNS:Publish ... because no resource-based policy allows
+        # it" (aws/aws-cdk#11121). Exactly these alarms, of this account.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="TheseAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "ArnEquals": {"aws:SourceArn": [a.alarm_arn for a in self.alarms]},
+                    "StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account},
+                },
+            )
+        )
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard")
         self.dashboard.add_widgets(

@@ -13,6 +13,7 @@ from stacks.artifact import ModelSource, parse_s3_url
 from stacks.client_access import ClientAccess
 from stacks.common import retention
 from stacks.config import ServingConfig, volume_kms_supported
+from stacks.encryption import StackKey
 from stacks.endpoint_autoscaling import EndpointAutoscaling
 from stacks.gateway_function import GatewayFunction
 from stacks.model_endpoint import ModelEndpoint
@@ -44,6 +45,14 @@ class ServingStack(cdk.Stack):
         # Derived from the stack name (unique per stage and model in an account and region) rather
         # than CloudFormation-generated, so the execution role can name its log group up front.
         endpoint_name = f"{self.stack_name.lower()}-endpoint"
+
+        # Encrypts the stack's log groups and its alarm topic.
+        self.key = StackKey(
+            self,
+            "Key",
+            description=f"Encrypts the log groups and alarm topic of stack {self.stack_name}",
+            removal_policy=_removal(cfg.retain_data),
+        )
 
         self.storage = Storage(
             self,
@@ -142,6 +151,7 @@ class ServingStack(cdk.Stack):
             api=self.api.api,
             latency_alarm_p99_ms=cfg.latency_alarm_p99_ms,
             alarm_email=cfg.alarm_email,
+            key=self.key.key,
         )
         self.endpoint.enable_auto_rollback(
             [self.monitoring.model_errors_alarm.alarm_name], bake_s=ROLLBACK_BAKE_S

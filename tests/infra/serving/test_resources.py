@@ -49,7 +49,11 @@ def test_model_uses_the_offline_resolved_serving_image_and_artifact(dev, prod):
 
 def test_endpoint_config_has_one_variant_with_an_encrypted_volume(dev, iam_auth):
     _, template = dev
-    key_id, _ = _one(template, "AWS::KMS::Key", {"EnableKeyRotation": True})
+    key_id, _ = _one(
+        template,
+        "AWS::KMS::Key",
+        {"Description": Match.string_like_regexp("storage volumes of SageMaker endpoint")},
+    )
     template.has_resource_properties(
         "AWS::SageMaker::EndpointConfig",
         {
@@ -71,7 +75,13 @@ def test_endpoint_config_has_one_variant_with_an_encrypted_volume(dev, iam_auth)
     _, config = _one(gpu_template, "AWS::SageMaker::EndpointConfig")
     assert "KmsKeyId" not in config["Properties"]
     assert config["Properties"]["ProductionVariants"][0]["InstanceType"] == "ml.g5.xlarge"
-    assert gpu_template.find_resources("AWS::KMS::Key") == {}
+    assert (
+        gpu_template.find_resources(
+            "AWS::KMS::Key",
+            {"Properties": {"Description": Match.string_like_regexp("storage volumes")}},
+        )
+        == {}
+    )
 
 
 def test_endpoint_is_named_from_the_stack_and_rolls_back_on_model_failures(dev):

@@ -312,3 +312,59 @@ def test_every_nag_acknowledgment_is_narrow_and_reasoned(synthesized_dir):
 
 def path_count(acknowledged: dict[str, set[str]], rule: str) -> int:
     return len(acknowledged.get(rule, ()))
+
+
+def _key_statements(template: Template, key_ref: dict) -> list[dict]:
+    (key_id,) = key_ref["Fn::GetAtt"][:1]
+    key = template.to_json()["Resources"][key_id]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    return key["Properties"]["KeyPolicy"]["Statement"]
+
+
+def test_alarm_notifications_can_reach_the_encrypted_topic(dev, prod):
+    for _, template in (dev, prod):
+        (topic_id, topic), *others = template.find_resources("AWS::SNS::Topic").items()
+        assert not others
+        # A customer-managed key (CloudWatch cannot use the AWS-managed alias/aws/sns), whose
+        # policy lets CloudWatch encrypt the alarm message.
+        key_ref = topic["Properties"]["KmsMasterKeyId"]
+        assert "alias/aws/sns" not in json.dumps(key_ref)
+        statements = _key_statements(template, key_ref)
+        (cloudwatch,) = [
+            s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        ]
+        assert (cloudwatch["Effect"], sorted(cloudwatch["Action"])) == (
+            "Allow",
+            ["kms:Decrypt", "kms:GenerateDataKey*"],
+        )
+        # The topic policy lets exactly the alarms that notify the topic publish, and still
+        # refuses publishing without TLS.
+        (policy,) = template.find_resources("AWS::SNS::TopicPolicy").values()
+        assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+        doc = _by_sid(policy["Properties"]["PolicyDocument"]["Statement"])
+        publish = doc["TheseAlarmsPublish"]
+        assert publish["Effect"] == "Allow" and publish["Action"] == "sns:Publish"
+        assert publish["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        assert publish["Resource"] == {"Ref": topic_id}
+        assert publish["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+        alarms = {
+            name
+            for name, alarm in template.find_resources("AWS::CloudWatch::Alarm").items()
+            if {"Ref": topic_id} in alarm["Properties"].get("AlarmActions", [])
+        }
+        assert len(alarms) == 5
+        assert {
+            arn["Fn::GetAtt"][0] for arn in publish["Condition"]["ArnEquals"]["aws:SourceArn"]
+        } == alarms
+        assert doc["AllowPublishThroughSSLOnly"]["Effect"] == "Deny"
+
+
+def test_alarm_email_subscribes_only_when_set(dev, prod):
+    _, dev_template = dev
+    assert dev_template.find_resources("AWS::SNS::Subscription") == {}
+    _, prod_template = prod
+    (topic_id,) = prod_template.find_resources("AWS::SNS::Topic")
+    prod_template.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {"Protocol": "email", "Endpoint": "oncall@example.com", "TopicArn": {"Ref": topic_id}},
+    )
