@@ -79,6 +79,9 @@ class ServingConfig:
     lambda_memory_mb: int = 512
     lambda_timeout_s: int = 29
     provisioned_concurrency: int = 0
+    # Reserve lambda_reserved_concurrency of the account's Lambda concurrency for the gateway
+    # (and cap it there). Off where the account's quota leaves no room (new accounts: 10 in all).
+    reserve_lambda_concurrency: bool = True
     powertools_layer_version: int = 27
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -104,6 +107,18 @@ class ServingConfig:
     @property
     def stack_name(self) -> str:
         return f"MlServing-{self.stage}-{self.model}"
+
+    @property
+    def lambda_reserved_concurrency(self) -> int | None:
+        """The gateway Lambda's reserved concurrency, sized from the API's throttle.
+
+        The stage's burst is how many requests API Gateway lets in at once, so how many the
+        Lambda may have to run at once. Never below twice the provisioned concurrency: while the
+        alias moves to a new version, both versions may hold theirs.
+        """
+        if not self.reserve_lambda_concurrency:
+            return None
+        return max(self.throttle_burst_limit, 2 * self.provisioned_concurrency)
 
     @property
     def resolved_artifact_path(self) -> Path:

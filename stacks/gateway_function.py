@@ -6,6 +6,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -43,6 +44,8 @@ class GatewayFunction(Construct):
         powertools_layer_version: int,
         log_level: str,
         log_retention_days: int,
+        log_key: kms.IKey,
+        reserved_concurrency: int | None,
         retain_data: bool,
         metrics_namespace: str,
         service_name: str,
@@ -52,10 +55,19 @@ class GatewayFunction(Construct):
             raise ValueError(f"GatewayFunction: {code_dir}/handler.py not found")
         if provisioned_concurrency < 0:
             raise ValueError("GatewayFunction: provisioned_concurrency must be >= 0")
+        if reserved_concurrency is not None and reserved_concurrency < provisioned_concurrency:
+            raise ValueError(
+                f"GatewayFunction: reserved_concurrency ({reserved_concurrency}) must be at "
+                f"least provisioned_concurrency ({provisioned_concurrency})"
+            )
         removal = cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY
 
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=retention(log_retention_days), removal_policy=removal
+            self,
+            "Logs",
+            retention=retention(log_retention_days),
+            encryption_key=log_key,
+            removal_policy=removal,
         )
         self.role = iam.Role(
             self,
@@ -94,6 +106,7 @@ class GatewayFunction(Construct):
             ),
             memory_size=memory_mb,
             timeout=cdk.Duration.seconds(timeout_s),
+            reserved_concurrent_executions=reserved_concurrency,
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,

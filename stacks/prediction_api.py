@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -92,6 +93,7 @@ class PredictionApi(Construct):
         cors_allow_origin: str,
         binary_media_types: Sequence[str],
         log_retention_days: int,
+        log_key: kms.IKey,
         retain_data: bool,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -99,7 +101,11 @@ class PredictionApi(Construct):
             raise ValueError(f"PredictionApi: api_auth must be api_key or iam, not {api_auth!r}")
         removal = cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY
         self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=retention(log_retention_days), removal_policy=removal
+            self,
+            "AccessLogs",
+            retention=retention(log_retention_days),
+            encryption_key=log_key,
+            removal_policy=removal,
         )
         cors = (
             apigw.CorsOptions(

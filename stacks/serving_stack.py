@@ -95,6 +95,7 @@ class ServingStack(cdk.Stack):
             volume_kms=cfg.volume_kms and volume_kms_supported(cfg.instance_type),
             container_startup_timeout_s=cfg.container_startup_timeout_s,
             log_retention_days=cfg.log_retention_days,
+            log_key=self.key.key,
             retain_data=cfg.retain_data,
         )
         self.autoscaling = EndpointAutoscaling(
@@ -123,6 +124,8 @@ class ServingStack(cdk.Stack):
             powertools_layer_version=cfg.powertools_layer_version,
             log_level=cfg.log_level,
             log_retention_days=cfg.log_retention_days,
+            log_key=self.key.key,
+            reserved_concurrency=cfg.lambda_reserved_concurrency,
             retain_data=cfg.retain_data,
             metrics_namespace="MlServing",
             service_name=f"{cfg.model}-{cfg.stage}",
@@ -140,6 +143,7 @@ class ServingStack(cdk.Stack):
             cors_allow_origin=cfg.cors_allow_origin,
             binary_media_types=cfg.binary_media_types,
             log_retention_days=cfg.log_retention_days,
+            log_key=self.key.key,
             retain_data=cfg.retain_data,
         )
         self.monitoring = Monitoring(
@@ -207,6 +211,7 @@ class ServingStack(cdk.Stack):
             "ApiExecutionLogs",
             log_group_name=f"API-Gateway-Execution-Logs_{api.rest_api_id}/{self.config.stage}",
             retention=retention(self.config.log_retention_days),
+            encryption_key=self.key.key,
             removal_policy=_removal(self.config.retain_data),
         )
         stage.node.add_dependency(self.api_execution_logs)
@@ -231,6 +236,7 @@ class ServingStack(cdk.Stack):
             self,
             "AutoDeleteObjectsLogs",
             retention=retention(self.config.log_retention_days),
+            encryption_key=self.key.key,
             removal_policy=_removal(self.config.retain_data),
         )
         handler.add_property_override(

@@ -63,6 +63,13 @@ def test_execution_role_reads_only_the_artifact_pulls_only_its_image(dev):
     assert statements["PullServingImage"]["Resource"] == (
         "arn:aws:ecr:us-east-1:763104351884:repository/pytorch-inference"
     )
+    # The volume is set up through a grant; nothing encrypts with the key directly.
+    assert sorted(statements["UseVolumeKey"]["Action"]) == [
+        "kms:CreateGrant",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:GenerateDataKey",
+    ]
     # The only wildcards: GetAuthorizationToken (no resource-level permissions) and PutMetricData
     # (limited by namespace instead).
     assert statements["EcrLogin"] == {
@@ -368,3 +375,55 @@ def test_alarm_email_subscribes_only_when_set(dev, prod):
         "AWS::SNS::Subscription",
         {"Protocol": "email", "Endpoint": "oncall@example.com", "TopicArn": {"Ref": topic_id}},
     )
+
+
+def test_every_log_group_is_encrypted_with_the_stacks_key(dev, prod, iam_auth):
+    for _, template in (dev, prod, iam_auth):
+        groups = template.find_resources("AWS::Logs::LogGroup")
+        assert len(groups) >= 4
+        keys = {json.dumps(g["Properties"].get("KmsKeyId")) for g in groups.values()}
+        (key_ref,) = keys
+        statements = _key_statements(template, json.loads(key_ref))
+        # CloudWatch Logs may use the key for this account's log groups in this region only.
+        (logs_statement,) = [
+            s for s in statements if s["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+        ]
+        assert logs_statement["Condition"] == {
+            "ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": (
+                    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:*"
+                )
+            }
+        }
+        assert sorted(logs_statement["Action"]) == [
+            "kms:Decrypt*",
+            "kms:Describe*",
+            "kms:Encrypt*",
+            "kms:GenerateDataKey*",
+            "kms:ReEncrypt*",
+        ]
+
+
+def test_gateway_lambda_reserves_concurrency_sized_from_the_throttle(dev, prod):
+    for (_, template), burst in ((dev, 100), (prod, 400)):
+        (function,) = template.find_resources(
+            "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
+        ).values()
+        reserved = function["Properties"]["ReservedConcurrentExecutions"]
+        assert reserved == burst
+        (alias,) = template.find_resources("AWS::Lambda::Alias").values()
+        provisioned = (
+            alias["Properties"]
+            .get("ProvisionedConcurrencyConfig", {})
+            .get("ProvisionedConcurrentExecutions", 0)
+        )
+        assert reserved >= 2 * provisioned
+
+
+def test_autoscaling_uses_its_service_linked_role_not_a_role_of_ours(dev):
+    _, template = dev
+    (target,) = template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget").values()
+    assert "RoleARN" not in target["Properties"]
+    for role in template.find_resources("AWS::IAM::Role").values():
+        principals = json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+        assert "application-autoscaling" not in principals

@@ -88,6 +88,20 @@ def test_out_of_range_integers_are_always_rejected(value):
         build_config(CONTEXT, {"provisioned_concurrency": value})
 
 
+def test_gateway_reserved_concurrency_is_sized_from_the_api_throttle():
+    # The stage's burst is what API Gateway lets in at once; never below twice the provisioned
+    # concurrency (both alias versions may hold theirs while it moves).
+    assert build_config(CONTEXT, {"stage": "dev"}).lambda_reserved_concurrency == 100
+    assert build_config(CONTEXT, {"stage": "prod"}).lambda_reserved_concurrency == 400
+    cfg = build_config(
+        CONTEXT, {"stage": "prod", "throttle_burst_limit": "10", "provisioned_concurrency": "8"}
+    )
+    assert cfg.lambda_reserved_concurrency == 16
+    # An account without room for a reservation turns it off.
+    off = build_config(CONTEXT, {"reserve_lambda_concurrency": "false"})
+    assert off.lambda_reserved_concurrency is None
+
+
 def test_volume_key_only_where_the_instance_type_allows_it():
     assert volume_kms_supported("ml.m5.large") and volume_kms_supported("ml.c5.xlarge")
     for instance_type in (
