@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -193,14 +194,14 @@ class ModelEndpoint(Construct):
         # Ref of AWS::SageMaker::Endpoint is its ARN (SageMaker lower-cases the name in ARNs).
         self.endpoint_arn = self.endpoint.ref
 
-    def enable_auto_rollback(self, alarm_names: Sequence[str], *, bake_s: int) -> None:
+    def enable_auto_rollback(self, alarms: Sequence[cloudwatch.IAlarm], *, bake_s: int) -> None:
         """Roll new endpoint configs out blue/green, rolling back if any of ``alarm_names`` fires.
 
         ``bake_s``: how long the old (blue) fleet stays up after all traffic moved to the new
         one; the alarms must be able to fire within it, or a broken model is kept.
         """
-        if not alarm_names:
-            raise ValueError("ModelEndpoint.enable_auto_rollback: give at least one alarm name")
+        if not alarms:
+            raise ValueError("ModelEndpoint.enable_auto_rollback: give at least one alarm")
         if not 0 < bake_s <= 3600:
             raise ValueError("ModelEndpoint.enable_auto_rollback: bake_s must be 1-3600 seconds")
         # The deployment may take: new instances (minutes), the container's start-up (up to its
@@ -217,6 +218,18 @@ class ModelEndpoint(Construct):
                 maximum_execution_timeout_in_seconds=max_execution_s,
             ),
             auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
-                alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=n) for n in alarm_names]
+                alarms=[
+                    sagemaker.CfnEndpoint.AlarmProperty(alarm_name=a.alarm_name) for a in alarms
+                ]
             ),
+        )
+        # "Ensure that your IAM execution role has permission to perform the
+        # cloudwatch:DescribeAlarms action on the auto-rollback alarms you specify" (SageMaker
+        # developer guide, "Auto-Rollback Configuration and Monitoring").
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadRollbackAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[a.alarm_arn for a in alarms],
+            )
         )

@@ -158,7 +158,7 @@ class ServingStack(cdk.Stack):
             key=self.key.key,
         )
         self.endpoint.enable_auto_rollback(
-            [self.monitoring.model_errors_alarm.alarm_name], bake_s=ROLLBACK_BAKE_S
+            [self.monitoring.model_errors_alarm], bake_s=ROLLBACK_BAKE_S
         )
 
         self.client_access: ClientAccess | None = None

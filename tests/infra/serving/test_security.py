@@ -427,3 +427,27 @@ def test_autoscaling_uses_its_service_linked_role_not_a_role_of_ours(dev):
     for role in template.find_resources("AWS::IAM::Role").values():
         principals = json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
         assert "application-autoscaling" not in principals
+
+
+def test_execution_role_may_read_exactly_the_rollback_alarms(dev):
+    _, template = dev
+    (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
+    alarms = [
+        a["AlarmName"]["Ref"]
+        for a in endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    ]
+    (role_id,) = template.find_resources(
+        "AWS::IAM::Role",
+        {"Properties": {"Description": Match.string_like_regexp("^SageMaker execution role")}},
+    )
+    (policy,) = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}}
+    ).values()
+    assert policy["Properties"]["PolicyDocument"]["Statement"] == [
+        {
+            "Sid": "ReadRollbackAlarms",
+            "Effect": "Allow",
+            "Action": "cloudwatch:DescribeAlarms",
+            "Resource": {"Fn::GetAtt": [alarms[0], "Arn"]},
+        }
+    ]
