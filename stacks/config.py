@@ -54,6 +54,8 @@ class ServingConfig:
     # `artifacts/<model>/model.tar.gz` (made by `make artifacts`) unless model_data_url is set.
     artifact_path: str = ""
     model_data_url: str = ""
+    # The S3 folder holding every version of the model (default: see model_versions_url).
+    model_data_prefix: str = ""
     # "auto" takes framework, version and content type from the artifact's manifest.json.
     framework: Literal["auto", "pytorch", "tensorflow"] = "auto"
     framework_version: str = "auto"
@@ -107,6 +109,25 @@ class ServingConfig:
     @property
     def stack_name(self) -> str:
         return f"MlServing-{self.stage}-{self.model}"
+
+    @property
+    def model_versions_url(self) -> str:
+        """What the endpoint's role may read when model_data_url is set: every version's folder.
+
+        A blue/green rollback, or CloudFormation rolling a failed update back, starts the
+        previous model again while the role already has the new policy; it must still read the
+        previous artifact. Default: the folder above the artifact's folder (s3://b/digits/v3/
+        model.tar.gz -> s3://b/digits/), at least the artifact's own folder.
+        """
+        if self.model_data_prefix:
+            return self.model_data_prefix
+        bucket_and_key = self.model_data_url.removeprefix("s3://")
+        bucket, _, key = bucket_and_key.partition("/")
+        folders = key.split("/")[:-1]
+        if not folders:
+            return self.model_data_url
+        kept = folders[:-1] or folders
+        return f"s3://{bucket}/{'/'.join(kept)}/"
 
     @property
     def lambda_reserved_concurrency(self) -> int | None:
@@ -211,6 +232,18 @@ def _validate_artifact(cfg: ServingConfig) -> None:
             cfg.framework_version != "auto",
             cfg.framework_version,
             "must name the serving container version (e.g. 2.6) when model_data_url is set",
+        )
+    if cfg.model_data_prefix:
+        _check(
+            "model_data_prefix",
+            bool(
+                re.fullmatch(
+                    r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/(.+/)?", cfg.model_data_prefix
+                )
+            )
+            and cfg.model_data_url.startswith(cfg.model_data_prefix),
+            cfg.model_data_prefix,
+            "must be an s3://bucket/folder/ URI ending in / that model_data_url lies under",
         )
     if cfg.image_uri:
         _check(

@@ -13,7 +13,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.artifact import ServingImage
-from stacks.common import logical_id, retention
+from stacks.common import logical_id, nag_resource, retention
 
 VARIANT_NAME = "AllTraffic"
 
@@ -21,7 +21,8 @@ VARIANT_NAME = "AllTraffic"
 class ModelEndpoint(Construct):
     """A real-time endpoint with one production variant serving ``model_data_url`` in ``image``.
 
-    The execution role may read exactly the artifact object, pull exactly the serving image's
+    The execution role may read exactly the model's artifacts (``model_read_arn``: the folder of
+    its versions), pull exactly the serving image's
     repository, write exactly the endpoint's log group, and use the volume key; nothing else.
     Its permissions are inline on the role so they exist before CreateModel checks them.
     """
@@ -33,7 +34,7 @@ class ModelEndpoint(Construct):
         *,
         endpoint_name: str,
         model_data_url: str,
-        model_object_arn: str,
+        model_read_arn: str,
         image: ServingImage,
         container_env: Mapping[str, str],
         instance_type: str,
@@ -79,7 +80,7 @@ class ModelEndpoint(Construct):
 
         statements = [
             iam.PolicyStatement(
-                sid="ReadModelArtifact", actions=["s3:GetObject"], resources=[model_object_arn]
+                sid="ReadModelVersions", actions=["s3:GetObject"], resources=[model_read_arn]
             ),
             iam.PolicyStatement(
                 sid="PullServingImage",
@@ -143,6 +144,14 @@ class ModelEndpoint(Construct):
                 "cloudwatch:PutMetricData is limited by a namespace condition instead.",
             )
         )
+        if model_read_arn.endswith("*"):
+            cdk.Validations.of(self.role).acknowledge(
+                cdk.Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, model_read_arn)}]",
+                    reason="Every version of this model: a rollback starts the previous "
+                    "artifact, which the role must still read. Read-only, one folder.",
+                )
+            )
         cdk.Validations.of(self.role).acknowledge(
             cdk.Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{logical_id(self.log_group)}.Arn>]",

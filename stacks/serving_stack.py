@@ -9,7 +9,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from stacks.artifact import ModelSource, parse_s3_url
+from stacks.artifact import ModelSource
 from stacks.client_access import ClientAccess
 from stacks.common import retention
 from stacks.config import ServingConfig, volume_kms_supported
@@ -39,6 +39,11 @@ class ServingStack(cdk.Stack):
         lambda_code_dir: Path = PROJECT_ROOT / "lambda_src",
         **kwargs: object,
     ) -> None:
+        # The stack's assets (the model artifact among them) go under their own folder of the
+        # bootstrap bucket, so the endpoint's role can read every model version this stack has
+        # deployed, and nothing of other apps'.
+        asset_folder = f"{construct_id}/"
+        kwargs.setdefault("synthesizer", cdk.DefaultStackSynthesizer(bucket_prefix=asset_folder))
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         cfg = config
         self.config = cfg
@@ -75,19 +80,23 @@ class ServingStack(cdk.Stack):
         if model_source.local_path is not None:
             asset = s3_assets.Asset(self, "ModelArtifact", path=str(model_source.local_path))
             model_data_url = asset.s3_object_url
-            model_object_arn = asset.bucket.arn_for_objects(asset.s3_object_key)
+            # Every version, not only this one: a rollback starts the previous model while the
+            # role already has the new policy.
+            model_read_arn = asset.bucket.arn_for_objects(f"{asset_folder}*")
         else:
             assert model_source.s3_url is not None
-            bucket, key = parse_s3_url(model_source.s3_url)
             model_data_url = model_source.s3_url
-            model_object_arn = f"arn:{self.partition}:s3:::{bucket}/{key}"
+            versions = cfg.model_versions_url.removeprefix("s3://")
+            model_read_arn = f"arn:{self.partition}:s3:::{versions}"
+            if versions.endswith("/"):
+                model_read_arn += "*"
 
         self.endpoint = ModelEndpoint(
             self,
             "Endpoint",
             endpoint_name=endpoint_name,
             model_data_url=model_data_url,
-            model_object_arn=model_object_arn,
+            model_read_arn=model_read_arn,
             image=model_source.image,
             container_env=cfg.container_env,
             instance_type=cfg.instance_type,

@@ -39,7 +39,8 @@ def test_model_uses_the_offline_resolved_serving_image_and_artifact(dev, prod):
                 # CDK names the asset object <sha256>.gz (aws/aws-cdk#30257); SageMaker reads
                 # the gzipped tar whatever its key.
                 "ModelDataUrl": Match.string_like_regexp(
-                    r"^s3://cdk-hnb659fds-assets-123456789012-us-east-1/[0-9a-f]{64}\.gz$"
+                    r"^s3://cdk-hnb659fds-assets-123456789012-us-east-1/MlServing-prod-sentiment/"
+                    r"[0-9a-f]{64}\.gz$"
                 ),
                 "Environment": {"SAGEMAKER_TFS_ENABLE_BATCHING": "true"},
             }

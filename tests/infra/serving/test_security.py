@@ -44,17 +44,17 @@ def test_execution_role_reads_only_the_artifact_pulls_only_its_image(dev):
     stack, template = dev
     statements = _by_sid(_role_policies(template, "SageMaker execution role"))
     assert set(statements) == {
-        "ReadModelArtifact",
+        "ReadModelVersions",
         "PullServingImage",
         "EcrLogin",
         "WriteEndpointLogs",
         "PublishEndpointMetrics",
         "UseVolumeKey",
     }
-    assert statements["ReadModelArtifact"]["Action"] == "s3:GetObject"
-    assert statements["ReadModelArtifact"]["Resource"] == (
-        "arn:aws:s3:::my-models-bucket/digits/v3/model.tar.gz"
-    )
+    # Every version of the model (s3://my-models-bucket/digits/v3/model.tar.gz lies in
+    # digits/v3/), so a rollback can start the previous one.
+    assert statements["ReadModelVersions"]["Action"] == "s3:GetObject"
+    assert statements["ReadModelVersions"]["Resource"] == "arn:aws:s3:::my-models-bucket/digits/*"
     assert sorted(statements["PullServingImage"]["Action"]) == [
         "ecr:BatchCheckLayerAvailability",
         "ecr:BatchGetImage",
@@ -301,6 +301,8 @@ def test_every_nag_acknowledgment_is_narrow_and_reasoned(synthesized_dir):
         "AwsSolutions-IAM5[Resource::*]",
         "AwsSolutions-IAM5[Resource::<EndpointLogs.Arn>]",
         "AwsSolutions-IAM5[Resource::<GatewayLogs.Arn>]",
+        # The endpoint's role reads every version of the model (rollbacks).
+        "AwsSolutions-IAM5[Resource::arn:aws:s3:::my-models-bucket/digits/*]",
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
         "AwsSolutions-L1",
         "AwsSolutions-APIG3",
@@ -451,3 +453,18 @@ def test_execution_role_may_read_exactly_the_rollback_alarms(dev):
             "Resource": {"Fn::GetAtt": [alarms[0], "Arn"]},
         }
     ]
+
+
+def test_a_local_artifacts_versions_are_readable_under_the_stacks_asset_folder(prod):
+    # Each deploy uploads the artifact as a new asset object; the role reads the stack's asset
+    # folder of the bootstrap bucket, so the previous version stays readable, and other apps'
+    # assets do not.
+    _, template = prod
+    statements = _by_sid(_role_policies(template, "SageMaker execution role"))
+    (model,) = template.find_resources("AWS::SageMaker::Model").values()
+    url = model["Properties"]["PrimaryContainer"]["ModelDataUrl"]
+    bucket = "cdk-hnb659fds-assets-123456789012-us-east-1"
+    assert url.startswith(f"s3://{bucket}/MlServing-prod-sentiment/")
+    assert json.dumps(statements["ReadModelVersions"]["Resource"]) == json.dumps(
+        f"arn:aws:s3:::{bucket}/MlServing-prod-sentiment/*"
+    )

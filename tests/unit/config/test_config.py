@@ -102,6 +102,40 @@ def test_gateway_reserved_concurrency_is_sized_from_the_api_throttle():
     assert off.lambda_reserved_concurrency is None
 
 
+@pytest.mark.parametrize(
+    ("url", "prefix", "versions"),
+    [
+        ("s3://b-1/digits/v3/model.tar.gz", "", "s3://b-1/digits/"),
+        ("s3://b-1/runs/42/model.tar.gz", "", "s3://b-1/runs/"),
+        ("s3://b-1/digits/model.tar.gz", "", "s3://b-1/digits/"),
+        ("s3://b-1/model.tar.gz", "", "s3://b-1/model.tar.gz"),
+        (
+            "s3://b-1/training/jobs/j-7/output/model.tar.gz",
+            "s3://b-1/training/jobs/",
+            "s3://b-1/training/jobs/",
+        ),
+    ],
+)
+def test_the_endpoint_may_read_every_version_of_an_s3_model(url, prefix, versions):
+    overrides = {"model_data_url": url, "framework": "pytorch", "framework_version": "2.6"}
+    if prefix:
+        overrides["model_data_prefix"] = prefix
+    assert build_config(CONTEXT, overrides).model_versions_url == versions
+
+
+def test_model_data_prefix_must_hold_the_artifact():
+    with pytest.raises(ConfigError, match="model_data_prefix.*model_data_url lies under"):
+        build_config(
+            CONTEXT,
+            {
+                "model_data_url": "s3://b-1/digits/v3/model.tar.gz",
+                "model_data_prefix": "s3://b-1/other/",
+                "framework": "pytorch",
+                "framework_version": "2.6",
+            },
+        )
+
+
 def test_volume_key_only_where_the_instance_type_allows_it():
     assert volume_kms_supported("ml.m5.large") and volume_kms_supported("ml.c5.xlarge")
     for instance_type in (
