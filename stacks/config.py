@@ -186,11 +186,14 @@ def _validate_literals(cfg: ServingConfig) -> None:
 
 def _validate_names(cfg: ServingConfig) -> None:
     # The stack name feeds the endpoint name (63 characters, letters, digits and hyphens).
+    # No "--" and no trailing hyphen: "mlserving-<stage>-<model>--" starts this stack's endpoint
+    # names and no other stack's (the gateway may invoke exactly those).
     _check(
         "model",
-        bool(re.fullmatch(r"[a-z][a-z0-9-]{0,29}", cfg.model)),
+        bool(re.fullmatch(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,29}", cfg.model)),
         cfg.model,
-        "must be 1-30 lower-case letters, digits or hyphens, starting with a letter",
+        "must be 1-30 lower-case letters, digits or single hyphens, starting with a letter and "
+        "not ending with a hyphen",
     )
     if cfg.account:
         _check(

@@ -13,7 +13,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.artifact import ServingImage
-from stacks.common import logical_id, nag_resource, retention
+from stacks.common import nag_resource, retention
 
 VARIANT_NAME = "AllTraffic"
 
@@ -33,6 +33,7 @@ class ModelEndpoint(Construct):
         construct_id: str,
         *,
         endpoint_name: str,
+        endpoint_family: str,
         model_data_url: str,
         model_read_arn: str,
         image: ServingImage,
@@ -49,6 +50,11 @@ class ModelEndpoint(Construct):
         if not 1 <= len(endpoint_name) <= 63:
             raise ValueError(
                 f"ModelEndpoint: endpoint_name {endpoint_name!r} must be 1-63 characters"
+            )
+        if not endpoint_name.startswith(endpoint_family):
+            raise ValueError(
+                f"ModelEndpoint: endpoint_name {endpoint_name!r} must start with endpoint_family "
+                f"{endpoint_family!r}"
             )
         if initial_instance_count < 1:
             raise ValueError("ModelEndpoint: initial_instance_count must be at least 1")
@@ -78,6 +84,12 @@ class ModelEndpoint(Construct):
                 pending_window=cdk.Duration.days(7),
             )
 
+        endpoint_logs_arn = cdk.Stack.of(self).format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"/aws/sagemaker/Endpoints/{endpoint_family}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
         statements = [
             iam.PolicyStatement(
                 sid="ReadModelVersions", actions=["s3:GetObject"], resources=[model_read_arn]
@@ -97,7 +109,9 @@ class ModelEndpoint(Construct):
             # logs:CreateLogGroup stays although the group is declared: it is in SageMaker's list
             # of execution-role permissions ("CreateModel API: Execution Role Permissions"), and
             # no AWS source says an endpoint tolerates its denial when the group exists (some
-            # services do not: aws/ec2-image-builder-roadmap#109). It reaches only this group.
+            # services do not: aws/ec2-image-builder-roadmap#109). It reaches only the groups of
+            # this stack's endpoints: while a new instance type's endpoint replaces the old one,
+            # both are running and logging.
             iam.PolicyStatement(
                 sid="WriteEndpointLogs",
                 actions=[
@@ -106,7 +120,7 @@ class ModelEndpoint(Construct):
                     "logs:DescribeLogStreams",
                     "logs:PutLogEvents",
                 ],
-                resources=[self.log_group.log_group_arn],
+                resources=[endpoint_logs_arn],
             ),
             iam.PolicyStatement(
                 sid="PublishEndpointMetrics",
@@ -154,8 +168,9 @@ class ModelEndpoint(Construct):
             )
         cdk.Validations.of(self.role).acknowledge(
             cdk.Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{logical_id(self.log_group)}.Arn>]",
-                reason="The log group ARN ends in :* by design, to cover its log streams.",
+                id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, endpoint_logs_arn)}]",
+                reason="The log groups of this stack's endpoints (their names start with the "
+                "stack's) and their log streams.",
             )
         )
 

@@ -47,9 +47,7 @@ class ServingStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         cfg = config
         self.config = cfg
-        # Derived from the stack name (unique per stage and model in an account and region) rather
-        # than CloudFormation-generated, so the execution role can name its log group up front.
-        endpoint_name = f"{self.stack_name.lower()}-endpoint"
+        endpoint_family, endpoint_name = endpoint_names(self.stack_name, cfg.instance_type)
 
         # Encrypts the stack's log groups and its alarm topic.
         self.key = StackKey(
@@ -95,6 +93,7 @@ class ServingStack(cdk.Stack):
             self,
             "Endpoint",
             endpoint_name=endpoint_name,
+            endpoint_family=endpoint_family,
             model_data_url=model_data_url,
             model_read_arn=model_read_arn,
             image=model_source.image,
@@ -124,7 +123,9 @@ class ServingStack(cdk.Stack):
             "Gateway",
             code_dir=lambda_code_dir,
             endpoint_name=endpoint_name,
-            endpoint_arn=self.endpoint.endpoint_arn,
+            invoke_arn=self.format_arn(
+                service="sagemaker", resource="endpoint", resource_name=f"{endpoint_family}*"
+            ),
             endpoint_content_type=model_source.content_type,
             cors_allow_origin=cfg.cors_allow_origin,
             memory_mb=cfg.lambda_memory_mb,
@@ -270,6 +271,23 @@ class ServingStack(cdk.Stack):
                 }
             ],
         )
+
+
+def endpoint_names(stack_name: str, instance_type: str) -> tuple[str, str]:
+    """The stack's endpoint-name prefix, and its endpoint's name for ``instance_type``.
+
+    The name is derived from the stack (unique per stage and model in an account and region),
+    so the execution role can name its log group up front, and from the instance type, because
+    SageMaker refuses UpdateEndpoint when it changes the instance type of a variant registered
+    for autoscaling ("Update endpoints that use auto scaling", SageMaker developer guide).
+    A new instance type is a new name, so CloudFormation creates a new endpoint (EndpointName is
+    create-only), with a new scalable target, moves the Lambda to it, then deletes the old
+    endpoint and target: one deploy, no downtime. Model changes keep the name and update in
+    place, blue/green with rollback. Model names cannot contain "--", so no other stack's
+    endpoint starts with the prefix.
+    """
+    family = f"{stack_name.lower()}--"
+    return family, family + instance_type.removeprefix("ml.").replace(".", "-")
 
 
 def _removal(retain_data: bool) -> cdk.RemovalPolicy:

@@ -107,7 +107,7 @@ def test_endpoint_is_named_from_the_stack_and_rolls_back_on_model_failures(dev):
             },
         },
     )
-    assert endpoint["Properties"]["EndpointName"].startswith("mlserving-dev-digits-")
+    assert endpoint["Properties"]["EndpointName"] == "mlserving-dev-digits--m5-large"
     rollback_alarm = template.to_json()["Resources"][alarm.as_string()]["Properties"]
     # Callers' mistakes (the container's 4xx answers) must not roll a good model back: the alarm
     # counts the 5xx answers, or the model errors that are not 4xx, whichever is larger.
@@ -170,7 +170,7 @@ def test_autoscaling_tracks_invocations_per_instance(dev, prod):
         "AWS::ApplicationAutoScaling::ScalableTarget",
         {
             "ServiceNamespace": "sagemaker",
-            "ResourceId": "endpoint/mlserving-dev-digits-endpoint/variant/AllTraffic",
+            "ResourceId": "endpoint/mlserving-dev-digits--m5-large/variant/AllTraffic",
             "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
             "MinCapacity": 1,
             "MaxCapacity": 2,
@@ -216,7 +216,7 @@ def test_lambda_has_what_the_handler_needs(dev):
             ],
             "Environment": {
                 "Variables": {
-                    "ENDPOINT_NAME": "mlserving-dev-digits-endpoint",
+                    "ENDPOINT_NAME": "mlserving-dev-digits--m5-large",
                     "ENDPOINT_CONTENT_TYPE": "application/json",
                     "CORS_ALLOW_ORIGIN": "",
                     "MAX_PAYLOAD_BYTES": "6291456",
@@ -441,7 +441,7 @@ def test_outputs_name_what_a_user_needs(dev):
     _, template = dev
     outputs = template.find_outputs("*")
     assert {"ApiUrl", "ApiKeyId", "EndpointName", "BucketName", "TrainingRoleArn"} <= set(outputs)
-    assert outputs["EndpointName"]["Value"] == "mlserving-dev-digits-endpoint"
+    assert outputs["EndpointName"]["Value"] == "mlserving-dev-digits--m5-large"
     assert "ClientRoleArn" not in outputs, "no client role unless a principal is configured"
 
 

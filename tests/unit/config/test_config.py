@@ -64,6 +64,12 @@ def test_cli_strings_are_coerced_to_the_keys_types():
         ({"model_data_url": "s3://bucket-a/m/model.tar.gz"}, "'framework' has bad value 'auto'"),
         ({"cors_allow_origin": "app.example.com"}, "'cors_allow_origin' has bad value"),
         ({"model": "My_Model"}, "'model' has bad value 'My_Model'"),
+        # "--" separates the stack's name from the instance type in endpoint names.
+        (
+            {"model": "digits--v2"},
+            "'model' has bad value 'digits--v2': must be 1-30 lower-case letters, digits or single",
+        ),
+        ({"model": "digits-"}, "'model' has bad value 'digits-'"),
         ({"client_role_principal": "bob"}, "'client_role_principal' has bad value 'bob'"),
         (
             {"instance_typ": "ml.m5.large"},
