@@ -106,8 +106,13 @@ synth: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Synth
 bootstrap: install ## One-time per account and region: cdk bootstrap (needs AWS credentials)
 	$(CDK) bootstrap
 
+# --import-existing-resources: a log group prod retained with a fixed name (an endpoint's, from
+# before a destroy or an instance-type change) is adopted instead of failing with "already
+# exists" (CloudFormation imports named resources whose DeletionPolicy is Retain or
+# RetainExceptOnCreate; docs/teardown.md).
 deploy: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Deploy the stack (needs AWS credentials), outputs in cdk-outputs.json
-	$(CDK) deploy $(CDK_ARGS) --require-approval never --outputs-file cdk-outputs.json
+	$(CDK) deploy $(CDK_ARGS) --require-approval never --outputs-file cdk-outputs.json \
+		--import-existing-resources
 
 destroy: install ## Tear the stack down (needs AWS credentials; no local artifact needed)
 	$(CDK) destroy $(CDK_ARGS) -c for_destroy=true --force

@@ -43,6 +43,19 @@ def retention(days: int) -> logs.RetentionDays:
     return logs.RetentionDays.TEN_YEARS
 
 
+def data_removal_policy(retain_data: bool) -> cdk.RemovalPolicy:
+    """What happens to a resource holding data (bucket, log group, key) when the stack goes.
+
+    Retained: kept on delete and on replacement, but deleted when the stack's first create fails
+    and rolls back (CloudFormation's RetainExceptOnCreate). A plain Retain would leave the
+    resources of a failed create behind, and those with fixed names (the endpoint's log group)
+    would collide with the retry.
+    """
+    return (
+        cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if retain_data else cdk.RemovalPolicy.DESTROY
+    )
+
+
 def nag_resource(scope: IConstruct, arn: str) -> str:
     """``arn`` as cdk-nag names it in a finding id (tokens as <LogicalId> / <Id.Attr>)."""
     return _nag_form(cdk.Stack.of(scope).resolve(arn))

@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.common import logical_id, nag_resource, retention
+from stacks.common import data_removal_policy, logical_id, nag_resource, retention
 
 ALIAS_NAME = "live"
 HANDLER = "handler.lambda_handler"
@@ -61,7 +61,7 @@ class GatewayFunction(Construct):
                 f"GatewayFunction: reserved_concurrency ({reserved_concurrency}) must be at "
                 f"least provisioned_concurrency ({provisioned_concurrency})"
             )
-        removal = cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY
+        removal = data_removal_policy(retain_data)
 
         self.log_group = logs.LogGroup(
             self,

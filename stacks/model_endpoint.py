@@ -13,7 +13,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.artifact import ServingImage
-from stacks.common import nag_resource, retention
+from stacks.common import data_removal_policy, nag_resource, retention
 
 VARIANT_NAME = "AllTraffic"
 
@@ -58,7 +58,7 @@ class ModelEndpoint(Construct):
             )
         if initial_instance_count < 1:
             raise ValueError("ModelEndpoint: initial_instance_count must be at least 1")
-        removal = cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY
+        removal = data_removal_policy(retain_data)
         self.endpoint_name = endpoint_name
         self.variant_name = VARIANT_NAME
 

@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.common import retention
+from stacks.common import data_removal_policy, retention
 from stacks.openapi import draft4_schema, to_json_schema
 
 # The request shapes `POST /predict` accepts as JSON, from the published OpenAPI document
@@ -99,7 +99,7 @@ class PredictionApi(Construct):
         super().__init__(scope, construct_id)
         if api_auth not in ("api_key", "iam"):
             raise ValueError(f"PredictionApi: api_auth must be api_key or iam, not {api_auth!r}")
-        removal = cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY
+        removal = data_removal_policy(retain_data)
         self.access_logs = logs.LogGroup(
             self,
             "AccessLogs",

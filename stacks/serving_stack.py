@@ -11,7 +11,7 @@ from constructs import Construct
 
 from stacks.artifact import ModelSource
 from stacks.client_access import ClientAccess
-from stacks.common import retention
+from stacks.common import data_removal_policy, retention
 from stacks.config import ServingConfig, volume_kms_supported
 from stacks.encryption import StackKey
 from stacks.endpoint_autoscaling import EndpointAutoscaling
@@ -54,7 +54,7 @@ class ServingStack(cdk.Stack):
             self,
             "Key",
             description=f"Encrypts the log groups and alarm topic of stack {self.stack_name}",
-            removal_policy=_removal(cfg.retain_data),
+            removal_policy=data_removal_policy(cfg.retain_data),
         )
 
         self.storage = Storage(
@@ -222,7 +222,7 @@ class ServingStack(cdk.Stack):
             log_group_name=f"API-Gateway-Execution-Logs_{api.rest_api_id}/{self.config.stage}",
             retention=retention(self.config.log_retention_days),
             encryption_key=self.key.key,
-            removal_policy=_removal(self.config.retain_data),
+            removal_policy=data_removal_policy(self.config.retain_data),
         )
         stage.node.add_dependency(self.api_execution_logs)
 
@@ -247,7 +247,7 @@ class ServingStack(cdk.Stack):
             "AutoDeleteObjectsLogs",
             retention=retention(self.config.log_retention_days),
             encryption_key=self.key.key,
-            removal_policy=_removal(self.config.retain_data),
+            removal_policy=data_removal_policy(self.config.retain_data),
         )
         handler.add_property_override(
             "LoggingConfig", {"LogGroup": self.auto_delete_logs.log_group_name}
@@ -288,7 +288,3 @@ def endpoint_names(stack_name: str, instance_type: str) -> tuple[str, str]:
     """
     family = f"{stack_name.lower()}--"
     return family, family + instance_type.removeprefix("ml.").replace(".", "-")
-
-
-def _removal(retain_data: bool) -> cdk.RemovalPolicy:
-    return cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY

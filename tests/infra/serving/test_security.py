@@ -219,7 +219,7 @@ def test_dev_destroy_removes_data_prod_retains_it(dev, prod):
         for name, resource in dev_template.find_resources(kind).items():
             assert resource["DeletionPolicy"] == "Delete", (kind, name)
         for name, resource in prod_template.find_resources(kind).items():
-            assert resource["DeletionPolicy"] == "Retain", (kind, name)
+            assert resource["DeletionPolicy"] == "RetainExceptOnCreate", (kind, name)
     assert len(dev_template.find_resources("Custom::S3AutoDeleteObjects")) == 2
     assert prod_template.find_resources("Custom::S3AutoDeleteObjects") == {}
 
