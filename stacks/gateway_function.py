@@ -24,9 +24,11 @@ POWERTOOLS_LAYER_ACCOUNT = "017000801446"
 class GatewayFunction(Construct):
     """The model-agnostic gateway Lambda (code from `lambda_src/`) and its `live` alias.
 
-    Its role may invoke exactly ``invoke_arn`` (this stack's endpoints: while a new instance type's
-    endpoint replaces the old one, the published version still calls the old) and write its own logs and traces; the API
-    integrates with the alias (never `$LATEST`), which carries the provisioned concurrency.
+    Its role may invoke exactly ``invoke_arn`` (this stack's endpoints: while a new instance
+    type's endpoint replaces the old one, the live version still calls the old) and write its own
+    logs and traces; the API integrates with the alias (never `$LATEST`), which carries the
+    provisioned concurrency. ``reserved_concurrency`` (at least the provisioned concurrency)
+    reserves and caps its share of the account's Lambda concurrency.
     """
 
     def __init__(

@@ -22,9 +22,10 @@ class ModelEndpoint(Construct):
     """A real-time endpoint with one production variant serving ``model_data_url`` in ``image``.
 
     The execution role may read exactly the model's artifacts (``model_read_arn``: the folder of
-    its versions), pull exactly the serving image's
-    repository, write exactly the endpoint's log group, and use the volume key; nothing else.
-    Its permissions are inline on the role so they exist before CreateModel checks them.
+    its versions), pull exactly the serving image's repository, write exactly the log groups of
+    the stack's endpoints (``endpoint_family``: the prefix of their names), use the volume key,
+    and read the rollback alarms; nothing else. Its permissions are inline on the role so they
+    exist before CreateModel checks them.
     """
 
     def __init__(
@@ -219,7 +220,7 @@ class ModelEndpoint(Construct):
         self.endpoint_arn = self.endpoint.ref
 
     def enable_auto_rollback(self, alarms: Sequence[cloudwatch.IAlarm], *, bake_s: int) -> None:
-        """Roll new endpoint configs out blue/green, rolling back if any of ``alarm_names`` fires.
+        """Roll new endpoint configs out blue/green, rolling back if any of ``alarms`` fires.
 
         ``bake_s``: how long the old (blue) fleet stays up after all traffic moved to the new
         one; the alarms must be able to fire within it, or a broken model is kept.
