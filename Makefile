@@ -15,7 +15,11 @@ REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 CDK := node_modules/.bin/cdk
 # CDK_CONTEXT adds any config key: make synth CDK_CONTEXT="-c max_instances=4"
 CDK_CONTEXT ?=
-CDK_ARGS := -c stage=$(STAGE) -c model=$(MODEL) $(if $(MODEL_DATA_URL),-c model_data_url=$(MODEL_DATA_URL)) $(CDK_CONTEXT)
+# ALARM_EMAIL=you@example.com subscribes that address to the stack's alarms (confirm the e-mail
+# AWS sends); the same as alarm_email in cdk.json.
+ALARM_EMAIL ?=
+CDK_ARGS := -c stage=$(STAGE) -c model=$(MODEL) $(if $(MODEL_DATA_URL),-c model_data_url=$(MODEL_DATA_URL)) \
+	$(if $(ALARM_EMAIL),-c alarm_email=$(ALARM_EMAIL)) $(CDK_CONTEXT)
 
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -102,8 +106,13 @@ synth: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Synth
 bootstrap: install ## One-time per account and region: cdk bootstrap (needs AWS credentials)
 	$(CDK) bootstrap
 
+# --import-existing-resources: a log group prod retained with a fixed name (an endpoint's, from
+# before a destroy or an instance-type change) is adopted instead of failing with "already
+# exists" (CloudFormation imports named resources whose DeletionPolicy is Retain or
+# RetainExceptOnCreate; docs/teardown.md).
 deploy: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Deploy the stack (needs AWS credentials), outputs in cdk-outputs.json
-	$(CDK) deploy $(CDK_ARGS) --require-approval never --outputs-file cdk-outputs.json
+	$(CDK) deploy $(CDK_ARGS) --require-approval never --outputs-file cdk-outputs.json \
+		--import-existing-resources
 
 destroy: install ## Tear the stack down (needs AWS credentials; no local artifact needed)
 	$(CDK) destroy $(CDK_ARGS) -c for_destroy=true --force

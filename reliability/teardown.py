@@ -4,7 +4,8 @@ The real app is synthesized for stage dev and stage prod (``harness.synth``, off
 resource that holds data (buckets, log groups, keys, ...) must follow the stage's promise: dev
 deletes it (and empties buckets first, or CloudFormation cannot delete them), prod retains it.
 Everything that costs money while it exists (the endpoint, provisioned concurrency, alarms, the
-dashboard) must be deleted in both stages. Resources AWS creates on its own for the stack's
+dashboard) must be deleted in both stages. Prod retains its data with RetainExceptOnCreate, so a
+first create that fails and rolls back leaves nothing that would block the retry. Resources AWS creates on its own for the stack's
 resources (log groups of Lambda functions, of the endpoint, of API Gateway execution logging) must
 be declared by the stack, or they outlive it; what no template can own is listed separately.
 """
@@ -58,6 +59,10 @@ COST_TYPES = {
 # shared by every REST API in the account and region, so CDK retains it (the app sets
 # cloud_watch_role_removal_policy=RETAIN) rather than break the other APIs' logging.
 ACCOUNT_LEVEL = "AWS::ApiGateway::Account"
+# Prod's data: retained on delete and on replacement, but deleted when the stack's first create
+# rolls back, so a failed create can be retried (a plain Retain leaves those resources behind,
+# and the ones with fixed names collide with the retry).
+RETAIN_EXCEPT_ON_CREATE = "RetainExceptOnCreate"
 STAGES = ("dev", "prod")
 MODEL_DATA_URL = "s3://my-models-bucket/digits/v1/model.tar.gz"
 
@@ -145,13 +150,21 @@ def classify(template: dict[str, Any], stage: str) -> list[Row]:
                     + (" (and empty it: auto-delete off)" if bucket and auto != "yes" else "")
                 )
             else:
-                ok = deletion == "Retain" and replace == "Retain" and auto != "yes"
-                verdict = (
-                    f"retained (holds {DATA_TYPES[kind]})"
-                    if ok
-                    else "DATA LOST: prod must retain it"
-                    + (" (auto-delete empties it)" if auto == "yes" else "")
-                )
+                kept = not _deleted(deletion) and replace == "Retain" and auto != "yes"
+                ok = kept and deletion == RETAIN_EXCEPT_ON_CREATE
+                if ok:
+                    verdict = (
+                        f"retained (holds {DATA_TYPES[kind]}); deleted if the first create fails"
+                    )
+                elif kept:
+                    verdict = (
+                        f"DeletionPolicy {deletion}: a failed first create leaves it behind (use "
+                        f"{RETAIN_EXCEPT_ON_CREATE})"
+                    )
+                else:
+                    verdict = "DATA LOST: prod must retain it" + (
+                        " (auto-delete empties it)" if auto == "yes" else ""
+                    )
         elif kind in COST_TYPES or retained:
             ok = not retained
             verdict = (
@@ -297,7 +310,7 @@ OUTSIDE_TEMPLATE = [
         "dev: deleted with the bucket (auto-delete empties every version); prod: kept",
     ),
     (
-        "KMS key of the endpoint volume (dev)",
+        "KMS keys: the stack's and the endpoint volume's (dev)",
         "scheduled for deletion with a 7-day waiting period (the shortest KMS allows), then gone",
     ),
     (
@@ -324,7 +337,9 @@ def run(quick: bool, workdir: Path) -> Section:
             "UpdateReplacePolicy, and for buckets whether a Custom::S3AutoDeleteObjects resource "
             "empties them (CloudFormation cannot delete a bucket with objects in it). Data "
             "resources (buckets, log groups, KMS keys, and any table, secret, repository, queue "
-            "or file system) must be deleted in dev and retained (both policies) in prod, "
+            "or file system) must be deleted in dev and retained in prod (DeletionPolicy "
+            "RetainExceptOnCreate, so a failed first create leaves nothing behind; "
+            "UpdateReplacePolicy Retain), "
             "without auto-delete; resources that cost money or hold configuration (endpoint, "
             "Lambda and its provisioned concurrency, API, alarms, dashboard, roles) must be "
             "deleted in both. Each Lambda function, the SageMaker endpoint and each API stage "
@@ -360,7 +375,8 @@ def run(quick: bool, workdir: Path) -> Section:
         promise = (
             "deletes every data resource on destroy (buckets emptied first)"
             if stage == "dev"
-            else "retains every data resource (Retain on delete and on replacement, no auto-delete)"
+            else "retains every data resource (RetainExceptOnCreate on delete, Retain on "
+            "replacement, no auto-delete), and a failed first create leaves none behind"
         )
         section.check(
             f"{stage}: the template {promise}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import IConstruct
@@ -39,6 +41,38 @@ def retention(days: int) -> logs.RetentionDays:
         if setting_days >= days:
             return setting
     return logs.RetentionDays.TEN_YEARS
+
+
+def data_removal_policy(retain_data: bool) -> cdk.RemovalPolicy:
+    """What happens to a resource holding data (bucket, log group, key) when the stack goes.
+
+    Retained: kept on delete and on replacement, but deleted when the stack's first create fails
+    and rolls back (CloudFormation's RetainExceptOnCreate). A plain Retain would leave the
+    resources of a failed create behind, and those with fixed names (the endpoint's log group)
+    would collide with the retry.
+    """
+    return (
+        cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if retain_data else cdk.RemovalPolicy.DESTROY
+    )
+
+
+def nag_resource(scope: IConstruct, arn: str) -> str:
+    """``arn`` as cdk-nag names it in a finding id (tokens as <LogicalId> / <Id.Attr>)."""
+    return _nag_form(cdk.Stack.of(scope).resolve(arn))
+
+
+def _nag_form(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_nag_form(p) for p in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target, attribute = value["Fn::GetAtt"]
+        return f"<{target}.{attribute}>"
+    raise ValueError(f"nag_resource: cannot render {value!r}")
 
 
 def logical_id(construct: IConstruct) -> str:

@@ -54,6 +54,8 @@ class ServingConfig:
     # `artifacts/<model>/model.tar.gz` (made by `make artifacts`) unless model_data_url is set.
     artifact_path: str = ""
     model_data_url: str = ""
+    # The S3 folder holding every version of the model (default: see model_versions_url).
+    model_data_prefix: str = ""
     # "auto" takes framework, version and content type from the artifact's manifest.json.
     framework: Literal["auto", "pytorch", "tensorflow"] = "auto"
     framework_version: str = "auto"
@@ -79,6 +81,9 @@ class ServingConfig:
     lambda_memory_mb: int = 512
     lambda_timeout_s: int = 29
     provisioned_concurrency: int = 0
+    # Reserve lambda_reserved_concurrency of the account's Lambda concurrency for the gateway
+    # (and cap it there). Off where the account's quota leaves no room (new accounts: 10 in all).
+    reserve_lambda_concurrency: bool = True
     powertools_layer_version: int = 27
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -104,6 +109,37 @@ class ServingConfig:
     @property
     def stack_name(self) -> str:
         return f"MlServing-{self.stage}-{self.model}"
+
+    @property
+    def model_versions_url(self) -> str:
+        """What the endpoint's role may read when model_data_url is set: every version's folder.
+
+        A blue/green rollback, or CloudFormation rolling a failed update back, starts the
+        previous model again while the role already has the new policy; it must still read the
+        previous artifact. Default: the folder above the artifact's folder (s3://b/digits/v3/
+        model.tar.gz -> s3://b/digits/), at least the artifact's own folder.
+        """
+        if self.model_data_prefix:
+            return self.model_data_prefix
+        bucket_and_key = self.model_data_url.removeprefix("s3://")
+        bucket, _, key = bucket_and_key.partition("/")
+        folders = key.split("/")[:-1]
+        if not folders:
+            return self.model_data_url
+        kept = folders[:-1] or folders
+        return f"s3://{bucket}/{'/'.join(kept)}/"
+
+    @property
+    def lambda_reserved_concurrency(self) -> int | None:
+        """The gateway Lambda's reserved concurrency, sized from the API's throttle.
+
+        The stage's burst is how many requests API Gateway lets in at once, so how many the
+        Lambda may have to run at once. Never below twice the provisioned concurrency: while the
+        alias moves to a new version, both versions may hold theirs.
+        """
+        if not self.reserve_lambda_concurrency:
+            return None
+        return max(self.throttle_burst_limit, 2 * self.provisioned_concurrency)
 
     @property
     def resolved_artifact_path(self) -> Path:
@@ -150,11 +186,14 @@ def _validate_literals(cfg: ServingConfig) -> None:
 
 def _validate_names(cfg: ServingConfig) -> None:
     # The stack name feeds the endpoint name (63 characters, letters, digits and hyphens).
+    # No "--" and no trailing hyphen: "mlserving-<stage>-<model>--" starts this stack's endpoint
+    # names and no other stack's (the gateway may invoke exactly those).
     _check(
         "model",
-        bool(re.fullmatch(r"[a-z][a-z0-9-]{0,29}", cfg.model)),
+        bool(re.fullmatch(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,29}", cfg.model)),
         cfg.model,
-        "must be 1-30 lower-case letters, digits or hyphens, starting with a letter",
+        "must be 1-30 lower-case letters, digits or single hyphens, starting with a letter and "
+        "not ending with a hyphen",
     )
     if cfg.account:
         _check(
@@ -196,6 +235,18 @@ def _validate_artifact(cfg: ServingConfig) -> None:
             cfg.framework_version != "auto",
             cfg.framework_version,
             "must name the serving container version (e.g. 2.6) when model_data_url is set",
+        )
+    if cfg.model_data_prefix:
+        _check(
+            "model_data_prefix",
+            bool(
+                re.fullmatch(
+                    r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/(.+/)?", cfg.model_data_prefix
+                )
+            )
+            and cfg.model_data_url.startswith(cfg.model_data_prefix),
+            cfg.model_data_prefix,
+            "must be an s3://bucket/folder/ URI ending in / that model_data_url lies under",
         )
     if cfg.image_uri:
         _check(

@@ -33,8 +33,6 @@ class EndpointAutoscaling(Construct):
         if target_invocations_per_instance < 1:
             raise ValueError("EndpointAutoscaling: target_invocations_per_instance must be >= 1")
 
-        # The service-linked role AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint is
-        # what Application Auto Scaling uses; CDK references it rather than creating a role.
         self.target = appscaling.ScalableTarget(
             self,
             "Target",
@@ -46,6 +44,14 @@ class EndpointAutoscaling(Construct):
         )
         # The variant exists only once the endpoint is in service.
         self.target.node.add_dependency(endpoint)
+        # Application Auto Scaling acts through its service-linked role
+        # AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint, which RegisterScalableTarget
+        # creates when it is missing and no RoleARN is given ("Service-linked roles for
+        # Application Auto Scaling"). The role CDK creates for the target would go unused.
+        cfn_target = self.target.node.default_child
+        assert isinstance(cfn_target, cdk.CfnResource)
+        cfn_target.add_property_deletion_override("RoleARN")
+        self.target.node.try_remove_child("Role")
 
         self.policy = self.target.scale_to_track_metric(
             "InvocationsPerInstance",

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.common import logical_id, retention
+from stacks.common import data_removal_policy, logical_id, nag_resource, retention
 
 ALIAS_NAME = "live"
 HANDLER = "handler.lambda_handler"
@@ -23,8 +24,11 @@ POWERTOOLS_LAYER_ACCOUNT = "017000801446"
 class GatewayFunction(Construct):
     """The model-agnostic gateway Lambda (code from `lambda_src/`) and its `live` alias.
 
-    Its role may invoke exactly ``endpoint_arn`` and write its own logs and traces; the API
-    integrates with the alias (never `$LATEST`), which carries the provisioned concurrency.
+    Its role may invoke exactly ``invoke_arn`` (this stack's endpoints: while a new instance
+    type's endpoint replaces the old one, the live version still calls the old) and write its own
+    logs and traces; the API integrates with the alias (never `$LATEST`), which carries the
+    provisioned concurrency. ``reserved_concurrency`` (at least the provisioned concurrency)
+    reserves and caps its share of the account's Lambda concurrency.
     """
 
     def __init__(
@@ -34,7 +38,7 @@ class GatewayFunction(Construct):
         *,
         code_dir: Path,
         endpoint_name: str,
-        endpoint_arn: str,
+        invoke_arn: str,
         endpoint_content_type: str,
         cors_allow_origin: str,
         memory_mb: int,
@@ -43,6 +47,8 @@ class GatewayFunction(Construct):
         powertools_layer_version: int,
         log_level: str,
         log_retention_days: int,
+        log_key: kms.IKey,
+        reserved_concurrency: int | None,
         retain_data: bool,
         metrics_namespace: str,
         service_name: str,
@@ -52,10 +58,19 @@ class GatewayFunction(Construct):
             raise ValueError(f"GatewayFunction: {code_dir}/handler.py not found")
         if provisioned_concurrency < 0:
             raise ValueError("GatewayFunction: provisioned_concurrency must be >= 0")
-        removal = cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY
+        if reserved_concurrency is not None and reserved_concurrency < provisioned_concurrency:
+            raise ValueError(
+                f"GatewayFunction: reserved_concurrency ({reserved_concurrency}) must be at "
+                f"least provisioned_concurrency ({provisioned_concurrency})"
+            )
+        removal = data_removal_policy(retain_data)
 
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=retention(log_retention_days), removal_policy=removal
+            self,
+            "Logs",
+            retention=retention(log_retention_days),
+            encryption_key=log_key,
+            removal_policy=removal,
         )
         self.role = iam.Role(
             self,
@@ -68,7 +83,7 @@ class GatewayFunction(Construct):
                         iam.PolicyStatement(
                             sid="InvokeThisEndpoint",
                             actions=["sagemaker:InvokeEndpoint"],
-                            resources=[endpoint_arn],
+                            resources=[invoke_arn],
                         ),
                         iam.PolicyStatement(
                             sid="WriteOwnLogs",
@@ -94,6 +109,7 @@ class GatewayFunction(Construct):
             ),
             memory_size=memory_mb,
             timeout=cdk.Duration.seconds(timeout_s),
+            reserved_concurrent_executions=reserved_concurrency,
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
@@ -121,6 +137,14 @@ class GatewayFunction(Construct):
             },
             description=f"Turns HTTP requests into invocations of SageMaker endpoint {endpoint_name}",
         )
+        if "*" in invoke_arn:
+            cdk.Validations.of(self.role).acknowledge(
+                cdk.Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, invoke_arn)}]",
+                    reason="This stack's endpoints only (their names start with the stack's): "
+                    "while a new endpoint replaces the old, the live version still calls the old.",
+                )
+            )
         # Tracing ACTIVE adds the X-Ray statements to the role's default policy.
         cdk.Validations.of(self.role).acknowledge(
             cdk.Acknowledgment(

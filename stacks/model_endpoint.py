@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -12,7 +13,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.artifact import ServingImage
-from stacks.common import logical_id, retention
+from stacks.common import data_removal_policy, nag_resource, retention
 
 VARIANT_NAME = "AllTraffic"
 
@@ -20,9 +21,11 @@ VARIANT_NAME = "AllTraffic"
 class ModelEndpoint(Construct):
     """A real-time endpoint with one production variant serving ``model_data_url`` in ``image``.
 
-    The execution role may read exactly the artifact object, pull exactly the serving image's
-    repository, write exactly the endpoint's log group, and use the volume key; nothing else.
-    Its permissions are inline on the role so they exist before CreateModel checks them.
+    The execution role may read exactly the model's artifacts (``model_read_arn``: the folder of
+    its versions), pull exactly the serving image's repository, write exactly the log groups of
+    the stack's endpoints (``endpoint_family``: the prefix of their names), use the volume key,
+    and read the rollback alarms; nothing else. Its permissions are inline on the role so they
+    exist before CreateModel checks them.
     """
 
     def __init__(
@@ -31,8 +34,9 @@ class ModelEndpoint(Construct):
         construct_id: str,
         *,
         endpoint_name: str,
+        endpoint_family: str,
         model_data_url: str,
-        model_object_arn: str,
+        model_read_arn: str,
         image: ServingImage,
         container_env: Mapping[str, str],
         instance_type: str,
@@ -40,6 +44,7 @@ class ModelEndpoint(Construct):
         volume_kms: bool,
         container_startup_timeout_s: int,
         log_retention_days: int,
+        log_key: kms.IKey,
         retain_data: bool,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -47,9 +52,14 @@ class ModelEndpoint(Construct):
             raise ValueError(
                 f"ModelEndpoint: endpoint_name {endpoint_name!r} must be 1-63 characters"
             )
+        if not endpoint_name.startswith(endpoint_family):
+            raise ValueError(
+                f"ModelEndpoint: endpoint_name {endpoint_name!r} must start with endpoint_family "
+                f"{endpoint_family!r}"
+            )
         if initial_instance_count < 1:
             raise ValueError("ModelEndpoint: initial_instance_count must be at least 1")
-        removal = cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY
+        removal = data_removal_policy(retain_data)
         self.endpoint_name = endpoint_name
         self.variant_name = VARIANT_NAME
 
@@ -60,6 +70,7 @@ class ModelEndpoint(Construct):
             "Logs",
             log_group_name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
             retention=retention(log_retention_days),
+            encryption_key=log_key,
             removal_policy=removal,
         )
 
@@ -74,9 +85,15 @@ class ModelEndpoint(Construct):
                 pending_window=cdk.Duration.days(7),
             )
 
+        endpoint_logs_arn = cdk.Stack.of(self).format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"/aws/sagemaker/Endpoints/{endpoint_family}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
         statements = [
             iam.PolicyStatement(
-                sid="ReadModelArtifact", actions=["s3:GetObject"], resources=[model_object_arn]
+                sid="ReadModelVersions", actions=["s3:GetObject"], resources=[model_read_arn]
             ),
             iam.PolicyStatement(
                 sid="PullServingImage",
@@ -90,6 +107,12 @@ class ModelEndpoint(Construct):
             iam.PolicyStatement(
                 sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
             ),
+            # logs:CreateLogGroup stays although the group is declared: it is in SageMaker's list
+            # of execution-role permissions ("CreateModel API: Execution Role Permissions"), and
+            # no AWS source says an endpoint tolerates its denial when the group exists (some
+            # services do not: aws/ec2-image-builder-roadmap#109). It reaches only the groups of
+            # this stack's endpoints: while a new instance type's endpoint replaces the old one,
+            # both are running and logging.
             iam.PolicyStatement(
                 sid="WriteEndpointLogs",
                 actions=[
@@ -98,7 +121,7 @@ class ModelEndpoint(Construct):
                     "logs:DescribeLogStreams",
                     "logs:PutLogEvents",
                 ],
-                resources=[self.log_group.log_group_arn],
+                resources=[endpoint_logs_arn],
             ),
             iam.PolicyStatement(
                 sid="PublishEndpointMetrics",
@@ -111,14 +134,13 @@ class ModelEndpoint(Construct):
             statements.append(
                 iam.PolicyStatement(
                     sid="UseVolumeKey",
+                    # Nothing in the container encrypts with the key itself: the volume is set up
+                    # through a grant. No kms:Encrypt or kms:ReEncrypt*.
                     actions=[
                         "kms:CreateGrant",
                         "kms:Decrypt",
                         "kms:DescribeKey",
-                        "kms:Encrypt",
                         "kms:GenerateDataKey",
-                        "kms:ReEncryptFrom",
-                        "kms:ReEncryptTo",
                     ],
                     resources=[self.volume_key.key_arn],
                 )
@@ -137,10 +159,19 @@ class ModelEndpoint(Construct):
                 "cloudwatch:PutMetricData is limited by a namespace condition instead.",
             )
         )
+        if model_read_arn.endswith("*"):
+            cdk.Validations.of(self.role).acknowledge(
+                cdk.Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, model_read_arn)}]",
+                    reason="Every version of this model: a rollback starts the previous "
+                    "artifact, which the role must still read. Read-only, one folder.",
+                )
+            )
         cdk.Validations.of(self.role).acknowledge(
             cdk.Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{logical_id(self.log_group)}.Arn>]",
-                reason="The log group ARN ends in :* by design, to cover its log streams.",
+                id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, endpoint_logs_arn)}]",
+                reason="The log groups of this stack's endpoints (their names start with the "
+                "stack's) and their log streams.",
             )
         )
 
@@ -172,28 +203,58 @@ class ModelEndpoint(Construct):
             kms_key_id=self.volume_key.key_arn if self.volume_key else None,
         )
 
+        self.container_startup_timeout_s = container_startup_timeout_s
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            # An update (a new model or config) starts the green fleet with the variant's current
+            # instance count, as autoscaling set it, instead of the config's initial count, so
+            # capacity does not drop under load ("Update endpoints that use auto scaling",
+            # SageMaker developer guide).
+            retain_all_variant_properties=True,
         )
         self.endpoint.node.add_dependency(self.log_group)
         # Ref of AWS::SageMaker::Endpoint is its ARN (SageMaker lower-cases the name in ARNs).
         self.endpoint_arn = self.endpoint.ref
 
-    def enable_auto_rollback(self, alarm_names: Sequence[str]) -> None:
-        """Roll new endpoint configs out blue/green, rolling back if any of ``alarm_names`` fires."""
-        if not alarm_names:
-            raise ValueError("ModelEndpoint.enable_auto_rollback: give at least one alarm name")
+    def enable_auto_rollback(self, alarms: Sequence[cloudwatch.IAlarm], *, bake_s: int) -> None:
+        """Roll new endpoint configs out blue/green, rolling back if any of ``alarms`` fires.
+
+        ``bake_s``: how long the old (blue) fleet stays up after all traffic moved to the new
+        one; the alarms must be able to fire within it, or a broken model is kept.
+        """
+        if not alarms:
+            raise ValueError("ModelEndpoint.enable_auto_rollback: give at least one alarm")
+        if not 0 < bake_s <= 3600:
+            raise ValueError("ModelEndpoint.enable_auto_rollback: bake_s must be 1-3600 seconds")
+        # The deployment may take: new instances (minutes), the container's start-up (up to its
+        # health-check timeout), then the baking period. SageMaker's limit is 600-28800 s.
+        max_execution_s = min(28_800, max(600, bake_s + self.container_startup_timeout_s + 1800))
         self.endpoint.deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
             blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
                 traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
                     type="ALL_AT_ONCE", wait_interval_in_seconds=0
                 ),
-                termination_wait_in_seconds=300,
+                # With all-at-once shifting the baking period is this wait: the alarms are
+                # watched, and trip a rollback to the blue fleet, until it ends.
+                termination_wait_in_seconds=bake_s,
+                maximum_execution_timeout_in_seconds=max_execution_s,
             ),
             auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
-                alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=n) for n in alarm_names]
+                alarms=[
+                    sagemaker.CfnEndpoint.AlarmProperty(alarm_name=a.alarm_name) for a in alarms
+                ]
             ),
+        )
+        # "Ensure that your IAM execution role has permission to perform the
+        # cloudwatch:DescribeAlarms action on the auto-rollback alarms you specify" (SageMaker
+        # developer guide, "Auto-Rollback Configuration and Monitoring").
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadRollbackAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[a.alarm_arn for a in alarms],
+            )
         )

@@ -6,11 +6,24 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
+
+# SageMaker publishes invocation metrics in AWS/SageMaker but the instances' CPU, memory, disk
+# (and GPU) utilization in this namespace (SageMaker developer guide, "Monitor SageMaker AI with
+# Amazon CloudWatch": endpoint instance metrics).
+INSTANCE_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
+ALARM_PERIOD_S = 60
+ALARM_EVALUATION_PERIODS = 3
+# How long a blue/green update keeps the old fleet while the model-errors alarm watches the new
+# one: its 3-minute window, plus the minutes CloudWatch takes to receive SageMaker's metrics and
+# evaluate, with margin. AWS's all-at-once example bakes 600 s as well (SageMaker developer guide,
+# "Use all at once traffic shifting").
+ROLLBACK_BAKE_S = 600
 
 
 class Monitoring(Construct):
@@ -27,20 +40,22 @@ class Monitoring(Construct):
         api: apigw.RestApi,
         latency_alarm_p99_ms: int,
         alarm_email: str,
+        key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
+        # ``key``'s policy must let cloudwatch.amazonaws.com use it (see StackKey).
         self.topic = sns.Topic(
             self,
             "Alarms",
             display_name=f"Alarms of {endpoint_name}",
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            master_key=key,
             enforce_ssl=True,
         )
         if alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(alarm_email))
 
         dims = {"EndpointName": endpoint_name, "VariantName": variant_name}
-        period = cdk.Duration.minutes(1)
+        period = cdk.Duration.seconds(ALARM_PERIOD_S)
 
         def endpoint_metric(name: str, statistic: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
@@ -51,17 +66,37 @@ class Monitoring(Construct):
                 period=period,
             )
 
+        def instance_metric(name: str) -> cloudwatch.Metric:
+            """Instance utilization: published in /aws/sagemaker/Endpoints, not AWS/SageMaker.
+
+            CPUUtilization is the sum over the instance's cores (up to 100% per core).
+            """
+            return cloudwatch.Metric(
+                namespace=INSTANCE_METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map=dims,
+                statistic="Average",
+                period=period,
+            )
+
         invocations = endpoint_metric("Invocations", "Sum")
-        endpoint_errors = cloudwatch.MathExpression(
-            expression="e4 + e5",
+        client_errors = endpoint_metric("Invocation4XXErrors", "Sum")
+        # What the model got wrong, not what callers sent wrong: the container's 5xx answers, and
+        # the non-2xx invocations that are not its 4xx answers (timeouts, broken connections,
+        # malformed responses; InvocationModelErrors counts 4xx too). MAX, not a sum, so a 5xx
+        # that both metrics count is counted once.
+        model_failures = cloudwatch.MathExpression(
+            expression="MAX([FILL(e5, 0), FILL(me, 0) - FILL(e4, 0)])",
             using_metrics={
-                "e4": endpoint_metric("Invocation4XXErrors", "Sum"),
                 "e5": endpoint_metric("Invocation5XXErrors", "Sum"),
+                "me": endpoint_metric("InvocationModelErrors", "Sum"),
+                "e4": client_errors,
             },
-            label="Endpoint invocation errors",
+            label="Model failures (5xx, timeouts)",
             period=period,
         )
         model_latency = endpoint_metric("ModelLatency", "p99")  # microseconds
+        overhead_latency = endpoint_metric("OverheadLatency", "p99")  # microseconds
 
         def on_any(metric: cloudwatch.IMetric, alarm_id: str, description: str) -> cloudwatch.Alarm:
             """Alarm when ``metric`` (a per-minute count) is non-zero in 2 of 3 minutes."""
@@ -71,16 +106,18 @@ class Monitoring(Construct):
                 metric=metric,
                 alarm_description=description,
                 threshold=1,
-                evaluation_periods=3,
+                evaluation_periods=ALARM_EVALUATION_PERIODS,
                 datapoints_to_alarm=2,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
 
-        self.endpoint_errors_alarm = on_any(
-            endpoint_errors,
-            "EndpointErrors",
-            f"{endpoint_name}: invocations answered with 4xx/5xx errors",
+        # Also the blue/green rollback alarm: it must fire within ROLLBACK_BAKE_S.
+        self.model_errors_alarm = on_any(
+            model_failures,
+            "ModelErrors",
+            f"{endpoint_name}: the model failed invocations (5xx, timeouts); callers' 4xx "
+            "mistakes are not counted",
         )
         self.model_latency_alarm = model_latency.create_alarm(
             self,
@@ -108,7 +145,7 @@ class Monitoring(Construct):
             "Prediction API: 5xx answers",
         )
         self.alarms = [
-            self.endpoint_errors_alarm,
+            self.model_errors_alarm,
             self.model_latency_alarm,
             self.lambda_errors_alarm,
             self.lambda_throttles_alarm,
@@ -116,6 +153,22 @@ class Monitoring(Construct):
         ]
         for alarm in self.alarms:
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        # enforce_ssl gives the topic a policy with only a Deny, and a topic policy replaces the
+        # default one that let this account's services publish: without this statement CloudWatch
+        # is "not authorized to perform: SNS:Publish ... because no resource-based policy allows
+        # it" (aws/aws-cdk#11121). Exactly these alarms, of this account.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="TheseAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "ArnEquals": {"aws:SourceArn": [a.alarm_arn for a in self.alarms]},
+                    "StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account},
+                },
+            )
+        )
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard")
         self.dashboard.add_widgets(
@@ -127,7 +180,8 @@ class Monitoring(Construct):
                 left=[
                     api.metric_client_error(period=period),
                     api.metric_server_error(period=period),
-                    endpoint_errors,
+                    client_errors,
+                    model_failures,
                     function.metric_errors(period=period),
                 ],
             ),
@@ -140,10 +194,19 @@ class Monitoring(Construct):
                 ],
             ),
             cloudwatch.GraphWidget(
-                title="Model latency p99 (µs) and instances",
-                left=[model_latency],
-                right=[endpoint_metric("CPUUtilization", "Average")],
+                title="Model latency p99 (µs)", left=[model_latency, overhead_latency]
             ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Instances: CPU, memory and disk (%)",
+                left=[
+                    instance_metric("CPUUtilization"),
+                    instance_metric("MemoryUtilization"),
+                    instance_metric("DiskUtilization"),
+                ],
+                width=24,
+            )
         )
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24)

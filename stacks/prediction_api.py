@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.common import retention
+from stacks.common import data_removal_policy, retention
 from stacks.openapi import draft4_schema, to_json_schema
 
 # The request shapes `POST /predict` accepts as JSON, from the published OpenAPI document
@@ -83,6 +84,7 @@ class PredictionApi(Construct):
         construct_id: str,
         *,
         handler: lambda_.IFunction,
+        api_name: str,
         stage_name: str,
         api_auth: str,
         throttle_rate_limit: float,
@@ -91,14 +93,19 @@ class PredictionApi(Construct):
         cors_allow_origin: str,
         binary_media_types: Sequence[str],
         log_retention_days: int,
+        log_key: kms.IKey,
         retain_data: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         if api_auth not in ("api_key", "iam"):
             raise ValueError(f"PredictionApi: api_auth must be api_key or iam, not {api_auth!r}")
-        removal = cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY
+        removal = data_removal_policy(retain_data)
         self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=retention(log_retention_days), removal_policy=removal
+            self,
+            "AccessLogs",
+            retention=retention(log_retention_days),
+            encryption_key=log_key,
+            removal_policy=removal,
         )
         cors = (
             apigw.CorsOptions(
@@ -117,9 +124,12 @@ class PredictionApi(Construct):
             if cors_allow_origin
             else None
         )
+        # REST API metrics are keyed by ApiName (and Stage), not by id: two stacks' APIs with one
+        # name would share every metric and each other's alarms.
         self.api = apigw.RestApi(
             self,
             "Api",
+            rest_api_name=api_name,
             description="Prediction API in front of a SageMaker endpoint",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             binary_media_types=list(binary_media_types),

@@ -9,14 +9,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from stacks.artifact import ModelSource, parse_s3_url
+from stacks.artifact import ModelSource
 from stacks.client_access import ClientAccess
-from stacks.common import retention
+from stacks.common import data_removal_policy, retention
 from stacks.config import ServingConfig, volume_kms_supported
+from stacks.encryption import StackKey
 from stacks.endpoint_autoscaling import EndpointAutoscaling
 from stacks.gateway_function import GatewayFunction
 from stacks.model_endpoint import ModelEndpoint
-from stacks.monitoring import Monitoring
+from stacks.monitoring import ROLLBACK_BAKE_S, Monitoring
 from stacks.prediction_api import PredictionApi
 from stacks.storage import Storage
 from stacks.training_access import TrainingAccess, dlc_repository_arns
@@ -38,12 +39,23 @@ class ServingStack(cdk.Stack):
         lambda_code_dir: Path = PROJECT_ROOT / "lambda_src",
         **kwargs: object,
     ) -> None:
+        # The stack's assets (the model artifact among them) go under their own folder of the
+        # bootstrap bucket, so the endpoint's role can read every model version this stack has
+        # deployed, and nothing of other apps'.
+        asset_folder = f"{construct_id}/"
+        kwargs.setdefault("synthesizer", cdk.DefaultStackSynthesizer(bucket_prefix=asset_folder))
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         cfg = config
         self.config = cfg
-        # Derived from the stack name (unique per stage and model in an account and region) rather
-        # than CloudFormation-generated, so the execution role can name its log group up front.
-        endpoint_name = f"{self.stack_name.lower()}-endpoint"
+        endpoint_family, endpoint_name = endpoint_names(self.stack_name, cfg.instance_type)
+
+        # Encrypts the stack's log groups and its alarm topic.
+        self.key = StackKey(
+            self,
+            "Key",
+            description=f"Encrypts the log groups and alarm topic of stack {self.stack_name}",
+            removal_policy=data_removal_policy(cfg.retain_data),
+        )
 
         self.storage = Storage(
             self,
@@ -66,19 +78,24 @@ class ServingStack(cdk.Stack):
         if model_source.local_path is not None:
             asset = s3_assets.Asset(self, "ModelArtifact", path=str(model_source.local_path))
             model_data_url = asset.s3_object_url
-            model_object_arn = asset.bucket.arn_for_objects(asset.s3_object_key)
+            # Every version, not only this one: a rollback starts the previous model while the
+            # role already has the new policy.
+            model_read_arn = asset.bucket.arn_for_objects(f"{asset_folder}*")
         else:
             assert model_source.s3_url is not None
-            bucket, key = parse_s3_url(model_source.s3_url)
             model_data_url = model_source.s3_url
-            model_object_arn = f"arn:{self.partition}:s3:::{bucket}/{key}"
+            versions = cfg.model_versions_url.removeprefix("s3://")
+            model_read_arn = f"arn:{self.partition}:s3:::{versions}"
+            if versions.endswith("/"):
+                model_read_arn += "*"
 
         self.endpoint = ModelEndpoint(
             self,
             "Endpoint",
             endpoint_name=endpoint_name,
+            endpoint_family=endpoint_family,
             model_data_url=model_data_url,
-            model_object_arn=model_object_arn,
+            model_read_arn=model_read_arn,
             image=model_source.image,
             container_env=cfg.container_env,
             instance_type=cfg.instance_type,
@@ -86,6 +103,7 @@ class ServingStack(cdk.Stack):
             volume_kms=cfg.volume_kms and volume_kms_supported(cfg.instance_type),
             container_startup_timeout_s=cfg.container_startup_timeout_s,
             log_retention_days=cfg.log_retention_days,
+            log_key=self.key.key,
             retain_data=cfg.retain_data,
         )
         self.autoscaling = EndpointAutoscaling(
@@ -105,7 +123,9 @@ class ServingStack(cdk.Stack):
             "Gateway",
             code_dir=lambda_code_dir,
             endpoint_name=endpoint_name,
-            endpoint_arn=self.endpoint.endpoint_arn,
+            invoke_arn=self.format_arn(
+                service="sagemaker", resource="endpoint", resource_name=f"{endpoint_family}*"
+            ),
             endpoint_content_type=model_source.content_type,
             cors_allow_origin=cfg.cors_allow_origin,
             memory_mb=cfg.lambda_memory_mb,
@@ -114,6 +134,8 @@ class ServingStack(cdk.Stack):
             powertools_layer_version=cfg.powertools_layer_version,
             log_level=cfg.log_level,
             log_retention_days=cfg.log_retention_days,
+            log_key=self.key.key,
+            reserved_concurrency=cfg.lambda_reserved_concurrency,
             retain_data=cfg.retain_data,
             metrics_namespace="MlServing",
             service_name=f"{cfg.model}-{cfg.stage}",
@@ -122,6 +144,7 @@ class ServingStack(cdk.Stack):
             self,
             "Api",
             handler=self.gateway.alias,
+            api_name=self.stack_name,
             stage_name=cfg.stage,
             api_auth=cfg.api_auth,
             throttle_rate_limit=cfg.throttle_rate_limit,
@@ -130,6 +153,7 @@ class ServingStack(cdk.Stack):
             cors_allow_origin=cfg.cors_allow_origin,
             binary_media_types=cfg.binary_media_types,
             log_retention_days=cfg.log_retention_days,
+            log_key=self.key.key,
             retain_data=cfg.retain_data,
         )
         self.monitoring = Monitoring(
@@ -141,8 +165,11 @@ class ServingStack(cdk.Stack):
             api=self.api.api,
             latency_alarm_p99_ms=cfg.latency_alarm_p99_ms,
             alarm_email=cfg.alarm_email,
+            key=self.key.key,
         )
-        self.endpoint.enable_auto_rollback([self.monitoring.endpoint_errors_alarm.alarm_name])
+        self.endpoint.enable_auto_rollback(
+            [self.monitoring.model_errors_alarm], bake_s=ROLLBACK_BAKE_S
+        )
 
         self.client_access: ClientAccess | None = None
         if cfg.client_role_principal:
@@ -194,7 +221,8 @@ class ServingStack(cdk.Stack):
             "ApiExecutionLogs",
             log_group_name=f"API-Gateway-Execution-Logs_{api.rest_api_id}/{self.config.stage}",
             retention=retention(self.config.log_retention_days),
-            removal_policy=_removal(self.config.retain_data),
+            encryption_key=self.key.key,
+            removal_policy=data_removal_policy(self.config.retain_data),
         )
         stage.node.add_dependency(self.api_execution_logs)
 
@@ -218,7 +246,8 @@ class ServingStack(cdk.Stack):
             self,
             "AutoDeleteObjectsLogs",
             retention=retention(self.config.log_retention_days),
-            removal_policy=_removal(self.config.retain_data),
+            encryption_key=self.key.key,
+            removal_policy=data_removal_policy(self.config.retain_data),
         )
         handler.add_property_override(
             "LoggingConfig", {"LogGroup": self.auto_delete_logs.log_group_name}
@@ -244,5 +273,18 @@ class ServingStack(cdk.Stack):
         )
 
 
-def _removal(retain_data: bool) -> cdk.RemovalPolicy:
-    return cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY
+def endpoint_names(stack_name: str, instance_type: str) -> tuple[str, str]:
+    """The stack's endpoint-name prefix, and its endpoint's name for ``instance_type``.
+
+    The name is derived from the stack (unique per stage and model in an account and region),
+    so the execution role can name its log group up front, and from the instance type, because
+    SageMaker refuses UpdateEndpoint when it changes the instance type of a variant registered
+    for autoscaling ("Update endpoints that use auto scaling", SageMaker developer guide).
+    A new instance type is a new name, so CloudFormation creates a new endpoint (EndpointName is
+    create-only), with a new scalable target, moves the Lambda to it, then deletes the old
+    endpoint and target: one deploy, no downtime. Model changes keep the name and update in
+    place, blue/green with rollback. Model names cannot contain "--", so no other stack's
+    endpoint starts with the prefix.
+    """
+    family = f"{stack_name.lower()}--"
+    return family, family + instance_type.removeprefix("ml.").replace(".", "-")

@@ -6,6 +6,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.common import data_removal_policy
+
 
 class Storage(Construct):
     """An encrypted, private, versioned bucket that only accepts TLS, with server access logs.
@@ -27,7 +29,7 @@ class Storage(Construct):
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         if noncurrent_version_expiration_days < 1:
             raise ValueError("Storage: noncurrent_version_expiration_days must be at least 1")
-        removal = cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY
+        removal = data_removal_policy(retain_data)
         auto_delete = not retain_data
 
         self.access_logs_bucket = s3.Bucket(

@@ -37,7 +37,11 @@ def test_dev_deletes_everything_and_prod_retains_its_data(run):
     }
     assert all(r[2] == "Delete" for r in dev_table.rows if r[1] in teardown.DATA_TYPES)
     assert all(r[4] == "yes" for r in dev_table.rows if r[1] == "AWS::S3::Bucket")
-    assert all(r[2] == r[3] == "Retain" for r in prod_table.rows if r[1] in teardown.DATA_TYPES)
+    assert all(
+        (r[2], r[3]) == ("RetainExceptOnCreate", "Retain")
+        for r in prod_table.rows
+        if r[1] in teardown.DATA_TYPES
+    )
     assert any("bootstrap bucket" in row[0] for row in outside.rows)
 
 
@@ -64,11 +68,15 @@ def test_prod_data_with_auto_delete_or_delete_on_replace_fails(run):
         "Type": "Custom::S3AutoDeleteObjects",
         "Properties": {"ServiceToken": "x", "BucketName": {"Ref": bucket}},
     }
-    (key,) = of_type(prod, "AWS::KMS::Key")
+    key, *_ = of_type(prod, "AWS::KMS::Key")
     prod["Resources"][key]["UpdateReplacePolicy"] = "Delete"
+    # A plain Retain keeps the data but leaves a failed first create's resources behind.
+    (group, *_) = of_type(prod, "AWS::Logs::LogGroup")
+    prod["Resources"][group]["DeletionPolicy"] = "Retain"
     bad = {r.logical_id: r.verdict for r in teardown.classify(prod, "prod") if not r.ok}
-    assert bad.keys() == {bucket, key}
+    assert bad.keys() == {bucket, key, group}
     assert "auto-delete empties it" in bad[bucket]
+    assert "failed first create leaves it behind" in bad[group]
 
 
 def test_a_lambda_without_a_declared_log_group_is_reported(run):

@@ -61,7 +61,8 @@ def dev() -> tuple[cdk_app.ServingStack, Template]:
 
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> tuple[cdk_app.ServingStack, Template]:
-    """Prod stage, a local TensorFlow artifact (CDK asset), a client role, CORS and a quota."""
+    """Prod stage, a local TensorFlow artifact (CDK asset), a client role, CORS, a quota, and
+    alarms e-mailed."""
     tarball = write_artifact(
         tmp_path_factory.mktemp("artifacts") / "sentiment",
         {
@@ -79,6 +80,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> tuple[cdk_app.ServingStack
             "cors_allow_origin": "https://app.example.com",
             "quota_per_day": 10000,
             "container_env": {"SAGEMAKER_TFS_ENABLE_BATCHING": "true"},
+            "alarm_email": "oncall@example.com",
         }
     )
 

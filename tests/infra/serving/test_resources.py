@@ -39,7 +39,8 @@ def test_model_uses_the_offline_resolved_serving_image_and_artifact(dev, prod):
                 # CDK names the asset object <sha256>.gz (aws/aws-cdk#30257); SageMaker reads
                 # the gzipped tar whatever its key.
                 "ModelDataUrl": Match.string_like_regexp(
-                    r"^s3://cdk-hnb659fds-assets-123456789012-us-east-1/[0-9a-f]{64}\.gz$"
+                    r"^s3://cdk-hnb659fds-assets-123456789012-us-east-1/MlServing-prod-sentiment/"
+                    r"[0-9a-f]{64}\.gz$"
                 ),
                 "Environment": {"SAGEMAKER_TFS_ENABLE_BATCHING": "true"},
             }
@@ -49,7 +50,11 @@ def test_model_uses_the_offline_resolved_serving_image_and_artifact(dev, prod):
 
 def test_endpoint_config_has_one_variant_with_an_encrypted_volume(dev, iam_auth):
     _, template = dev
-    key_id, _ = _one(template, "AWS::KMS::Key", {"EnableKeyRotation": True})
+    key_id, _ = _one(
+        template,
+        "AWS::KMS::Key",
+        {"Description": Match.string_like_regexp("storage volumes of SageMaker endpoint")},
+    )
     template.has_resource_properties(
         "AWS::SageMaker::EndpointConfig",
         {
@@ -71,16 +76,23 @@ def test_endpoint_config_has_one_variant_with_an_encrypted_volume(dev, iam_auth)
     _, config = _one(gpu_template, "AWS::SageMaker::EndpointConfig")
     assert "KmsKeyId" not in config["Properties"]
     assert config["Properties"]["ProductionVariants"][0]["InstanceType"] == "ml.g5.xlarge"
-    assert gpu_template.find_resources("AWS::KMS::Key") == {}
+    assert (
+        gpu_template.find_resources(
+            "AWS::KMS::Key",
+            {"Properties": {"Description": Match.string_like_regexp("storage volumes")}},
+        )
+        == {}
+    )
 
 
-def test_endpoint_is_named_from_the_stack_and_rolls_back_on_errors(dev):
+def test_endpoint_is_named_from_the_stack_and_rolls_back_on_model_failures(dev):
     _, template = dev
     alarm = Capture()
+    (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
     template.has_resource_properties(
         "AWS::SageMaker::Endpoint",
         {
-            "EndpointName": "mlserving-dev-digits-endpoint",
+            "EndpointName": endpoint["Properties"]["EndpointName"],
             "EndpointConfigName": {"Fn::GetAtt": [Match.any_value(), "EndpointConfigName"]},
             "DeploymentConfig": {
                 "BlueGreenUpdatePolicy": Match.object_like(
@@ -95,9 +107,60 @@ def test_endpoint_is_named_from_the_stack_and_rolls_back_on_errors(dev):
             },
         },
     )
-    rollback_alarm = template.to_json()["Resources"][alarm.as_string()]
-    assert rollback_alarm["Type"] == "AWS::CloudWatch::Alarm"
-    assert "4xx/5xx" in rollback_alarm["Properties"]["AlarmDescription"]
+    assert endpoint["Properties"]["EndpointName"] == "mlserving-dev-digits--m5-large"
+    rollback_alarm = template.to_json()["Resources"][alarm.as_string()]["Properties"]
+    # Callers' mistakes (the container's 4xx answers) must not roll a good model back: the alarm
+    # counts the 5xx answers, or the model errors that are not 4xx, whichever is larger.
+    (expression,) = [m for m in rollback_alarm["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "MAX([FILL(e5, 0), FILL(me, 0) - FILL(e4, 0)])"
+    inputs = {
+        m["Id"]: m["MetricStat"]["Metric"]["MetricName"]
+        for m in rollback_alarm["Metrics"]
+        if "MetricStat" in m
+    }
+    assert inputs == {
+        "e5": "Invocation5XXErrors",
+        "me": "InvocationModelErrors",
+        "e4": "Invocation4XXErrors",
+    }
+    assert "Invocation4XXErrors" not in json.dumps(
+        [m for m in rollback_alarm["Metrics"] if m["Id"] != "e4"]
+    )
+
+
+def test_blue_green_update_bakes_long_enough_for_the_rollback_alarm_to_fire(dev, prod):
+    for _, template in (dev, prod):
+        (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
+        policy = endpoint["Properties"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+        alarm_name = endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"][
+            "Alarms"
+        ][0]["AlarmName"]["Ref"]
+        alarm = template.to_json()["Resources"][alarm_name]["Properties"]
+        periods = {m["MetricStat"]["Period"] for m in alarm["Metrics"] if "MetricStat" in m}
+        (period_s,) = periods
+        window_s = period_s * alarm["EvaluationPeriods"]
+        # The old fleet stays (the baking period) until the alarm has had its whole window plus
+        # CloudWatch's few minutes of metric delivery and evaluation.
+        assert policy["TerminationWaitInSeconds"] >= window_s + 300
+        assert policy["TerminationWaitInSeconds"] <= 3600
+        # The whole deployment (new instances, container start-up, baking) fits its time limit.
+        (config,) = template.find_resources("AWS::SageMaker::EndpointConfig").values()
+        startup_s = config["Properties"]["ProductionVariants"][0][
+            "ContainerStartupHealthCheckTimeoutInSeconds"
+        ]
+        assert (
+            policy["TerminationWaitInSeconds"] + startup_s
+            < policy["MaximumExecutionTimeoutInSeconds"]
+            <= 28_800
+        )
+
+
+def test_an_update_keeps_the_instance_count_autoscaling_set(dev, prod):
+    # Without it the green fleet starts at InitialInstanceCount, whatever load it takes over.
+    for _, template in (dev, prod):
+        template.has_resource_properties(
+            "AWS::SageMaker::Endpoint", {"RetainAllVariantProperties": True}
+        )
 
 
 def test_autoscaling_tracks_invocations_per_instance(dev, prod):
@@ -107,7 +170,7 @@ def test_autoscaling_tracks_invocations_per_instance(dev, prod):
         "AWS::ApplicationAutoScaling::ScalableTarget",
         {
             "ServiceNamespace": "sagemaker",
-            "ResourceId": "endpoint/mlserving-dev-digits-endpoint/variant/AllTraffic",
+            "ResourceId": "endpoint/mlserving-dev-digits--m5-large/variant/AllTraffic",
             "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
             "MinCapacity": 1,
             "MaxCapacity": 2,
@@ -153,7 +216,7 @@ def test_lambda_has_what_the_handler_needs(dev):
             ],
             "Environment": {
                 "Variables": {
-                    "ENDPOINT_NAME": "mlserving-dev-digits-endpoint",
+                    "ENDPOINT_NAME": "mlserving-dev-digits--m5-large",
                     "ENDPOINT_CONTENT_TYPE": "application/json",
                     "CORS_ALLOW_ORIGIN": "",
                     "MAX_PAYLOAD_BYTES": "6291456",
@@ -359,7 +422,13 @@ def test_alarms_cover_every_layer_and_page_the_topic(dev):
     assert len(alarms) == 5
     described = {a["Properties"]["AlarmDescription"]: a["Properties"] for a in alarms.values()}
     names = " ".join(described)
-    for text in ("4xx/5xx", "p99 model latency", "unhandled errors", "throttled", "5xx answers"):
+    for text in (
+        "model failed",
+        "p99 model latency",
+        "unhandled errors",
+        "throttled",
+        "5xx answers",
+    ):
         assert text in names, text
     for props in described.values():
         assert props["AlarmActions"] == [{"Ref": topic_id}]
@@ -372,5 +441,51 @@ def test_outputs_name_what_a_user_needs(dev):
     _, template = dev
     outputs = template.find_outputs("*")
     assert {"ApiUrl", "ApiKeyId", "EndpointName", "BucketName", "TrainingRoleArn"} <= set(outputs)
-    assert outputs["EndpointName"]["Value"] == "mlserving-dev-digits-endpoint"
+    assert outputs["EndpointName"]["Value"] == "mlserving-dev-digits--m5-large"
     assert "ClientRoleArn" not in outputs, "no client role unless a principal is configured"
+
+
+def test_each_stacks_api_has_its_own_name_so_its_metrics_and_alarms_are_its_own(dev, prod):
+    # API Gateway keys REST API metrics by ApiName: with one name for every stack, dev's 5xx
+    # would trip prod's alarm.
+    names = set()
+    for stack, template in (dev, prod):
+        (api,) = template.find_resources("AWS::ApiGateway::RestApi").values()
+        assert api["Properties"]["Name"] == stack.stack_name
+        names.add(api["Properties"]["Name"])
+        (alarm,) = template.find_resources(
+            "AWS::CloudWatch::Alarm", {"Properties": {"Namespace": "AWS/ApiGateway"}}
+        ).values()
+        assert {"Name": "ApiName", "Value": stack.stack_name} in alarm["Properties"]["Dimensions"]
+    assert names == {"MlServing-dev-digits", "MlServing-prod-sentiment"}
+
+
+def _dashboard_widgets(template) -> list[dict]:
+    """The dashboard's widgets, with every token in its body replaced by a placeholder."""
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    if isinstance(body, dict):
+        _, parts = body["Fn::Join"]
+        body = "".join(p if isinstance(p, str) else "TOKEN" for p in parts)
+    return json.loads(body)["widgets"]
+
+
+def test_dashboard_reads_instance_utilization_from_the_endpoints_namespace(dev):
+    _, template = dev
+    metrics = [
+        m
+        for w in _dashboard_widgets(template)
+        for m in w.get("properties", {}).get("metrics", [])
+        if isinstance(m[0], str)
+    ]
+    # A metric line is [namespace, name, dim, value, ...]; "." repeats the previous line's field.
+    namespaces = {}
+    previous = None
+    for line in metrics:
+        namespace = previous if line[0] == "." else line[0]
+        namespaces[line[1]] = namespace
+        previous = namespace
+    for name in ("CPUUtilization", "MemoryUtilization", "DiskUtilization"):
+        assert namespaces.get(name) == "/aws/sagemaker/Endpoints", name
+    assert namespaces["Invocations"] == "AWS/SageMaker"
+    assert namespaces["ModelLatency"] == "AWS/SageMaker"

@@ -44,17 +44,17 @@ def test_execution_role_reads_only_the_artifact_pulls_only_its_image(dev):
     stack, template = dev
     statements = _by_sid(_role_policies(template, "SageMaker execution role"))
     assert set(statements) == {
-        "ReadModelArtifact",
+        "ReadModelVersions",
         "PullServingImage",
         "EcrLogin",
         "WriteEndpointLogs",
         "PublishEndpointMetrics",
         "UseVolumeKey",
     }
-    assert statements["ReadModelArtifact"]["Action"] == "s3:GetObject"
-    assert statements["ReadModelArtifact"]["Resource"] == (
-        "arn:aws:s3:::my-models-bucket/digits/v3/model.tar.gz"
-    )
+    # Every version of the model (s3://my-models-bucket/digits/v3/model.tar.gz lies in
+    # digits/v3/), so a rollback can start the previous one.
+    assert statements["ReadModelVersions"]["Action"] == "s3:GetObject"
+    assert statements["ReadModelVersions"]["Resource"] == "arn:aws:s3:::my-models-bucket/digits/*"
     assert sorted(statements["PullServingImage"]["Action"]) == [
         "ecr:BatchCheckLayerAvailability",
         "ecr:BatchGetImage",
@@ -63,6 +63,13 @@ def test_execution_role_reads_only_the_artifact_pulls_only_its_image(dev):
     assert statements["PullServingImage"]["Resource"] == (
         "arn:aws:ecr:us-east-1:763104351884:repository/pytorch-inference"
     )
+    # The volume is set up through a grant; nothing encrypts with the key directly.
+    assert sorted(statements["UseVolumeKey"]["Action"]) == [
+        "kms:CreateGrant",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:GenerateDataKey",
+    ]
     # The only wildcards: GetAuthorizationToken (no resource-level permissions) and PutMetricData
     # (limited by namespace instead).
     assert statements["EcrLogin"] == {
@@ -74,14 +81,17 @@ def test_execution_role_reads_only_the_artifact_pulls_only_its_image(dev):
     assert statements["PublishEndpointMetrics"]["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}
     }
-    logs_resource = json.dumps(statements["WriteEndpointLogs"]["Resource"])
-    assert "EndpointLogs" in logs_resource and "Arn" in logs_resource
+    # The log groups of this stack's endpoints, the one replaced by a new instance type's too.
+    assert statements["WriteEndpointLogs"]["Resource"] == (
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/"
+        "mlserving-dev-digits--*"
+    )
     wildcard = [s["Sid"] for s in statements.values() if "*" in _as_list(s["Resource"])]
     assert sorted(wildcard) == ["EcrLogin", "PublishEndpointMetrics"]
     template.has_resource_properties(
         "AWS::Logs::LogGroup",
         {
-            "LogGroupName": "/aws/sagemaker/Endpoints/mlserving-dev-digits-endpoint",
+            "LogGroupName": "/aws/sagemaker/Endpoints/mlserving-dev-digits--m5-large",
             "RetentionInDays": 30,
         },
     )
@@ -91,9 +101,12 @@ def test_gateway_lambda_may_only_invoke_this_endpoint(dev):
     _, template = dev
     statements = _by_sid(_role_policies(template, "Gateway Lambda"))
     assert set(statements) == {"InvokeThisEndpoint", "WriteOwnLogs"}
-    endpoint_id = next(iter(template.find_resources("AWS::SageMaker::Endpoint")))
     assert statements["InvokeThisEndpoint"]["Action"] == "sagemaker:InvokeEndpoint"
-    assert statements["InvokeThisEndpoint"]["Resource"] == {"Ref": endpoint_id}
+    # This stack's endpoints: a new instance type's replaces the old, which the live version
+    # calls until the alias moves. Model names cannot contain "--", so no other stack's match.
+    assert statements["InvokeThisEndpoint"]["Resource"] == (
+        "arn:aws:sagemaker:us-east-1:123456789012:endpoint/mlserving-dev-digits--*"
+    )
     assert sorted(statements["WriteOwnLogs"]["Action"]) == [
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -206,7 +219,7 @@ def test_dev_destroy_removes_data_prod_retains_it(dev, prod):
         for name, resource in dev_template.find_resources(kind).items():
             assert resource["DeletionPolicy"] == "Delete", (kind, name)
         for name, resource in prod_template.find_resources(kind).items():
-            assert resource["DeletionPolicy"] == "Retain", (kind, name)
+            assert resource["DeletionPolicy"] == "RetainExceptOnCreate", (kind, name)
     assert len(dev_template.find_resources("Custom::S3AutoDeleteObjects")) == 2
     assert prod_template.find_resources("Custom::S3AutoDeleteObjects") == {}
 
@@ -292,8 +305,11 @@ def test_every_nag_acknowledgment_is_narrow_and_reasoned(synthesized_dir):
     assert set(acknowledged) == {
         "AwsSolutions-S1",
         "AwsSolutions-IAM5[Resource::*]",
-        "AwsSolutions-IAM5[Resource::<EndpointLogs.Arn>]",
+        "AwsSolutions-IAM5[Resource::arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/mlserving-dev-digits--*]",
+        "AwsSolutions-IAM5[Resource::arn:aws:sagemaker:us-east-1:123456789012:endpoint/mlserving-dev-digits--*]",
         "AwsSolutions-IAM5[Resource::<GatewayLogs.Arn>]",
+        # The endpoint's role reads every version of the model (rollbacks).
+        "AwsSolutions-IAM5[Resource::arn:aws:s3:::my-models-bucket/digits/*]",
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
         "AwsSolutions-L1",
         "AwsSolutions-APIG3",
@@ -312,3 +328,150 @@ def test_every_nag_acknowledgment_is_narrow_and_reasoned(synthesized_dir):
 
 def path_count(acknowledged: dict[str, set[str]], rule: str) -> int:
     return len(acknowledged.get(rule, ()))
+
+
+def _key_statements(template: Template, key_ref: dict) -> list[dict]:
+    (key_id,) = key_ref["Fn::GetAtt"][:1]
+    key = template.to_json()["Resources"][key_id]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    return key["Properties"]["KeyPolicy"]["Statement"]
+
+
+def test_alarm_notifications_can_reach_the_encrypted_topic(dev, prod):
+    for _, template in (dev, prod):
+        (topic_id, topic), *others = template.find_resources("AWS::SNS::Topic").items()
+        assert not others
+        # A customer-managed key (CloudWatch cannot use the AWS-managed alias/aws/sns), whose
+        # policy lets CloudWatch encrypt the alarm message.
+        key_ref = topic["Properties"]["KmsMasterKeyId"]
+        assert "alias/aws/sns" not in json.dumps(key_ref)
+        statements = _key_statements(template, key_ref)
+        (cloudwatch,) = [
+            s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        ]
+        assert (cloudwatch["Effect"], sorted(cloudwatch["Action"])) == (
+            "Allow",
+            ["kms:Decrypt", "kms:GenerateDataKey*"],
+        )
+        # The topic policy lets exactly the alarms that notify the topic publish, and still
+        # refuses publishing without TLS.
+        (policy,) = template.find_resources("AWS::SNS::TopicPolicy").values()
+        assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+        doc = _by_sid(policy["Properties"]["PolicyDocument"]["Statement"])
+        publish = doc["TheseAlarmsPublish"]
+        assert publish["Effect"] == "Allow" and publish["Action"] == "sns:Publish"
+        assert publish["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        assert publish["Resource"] == {"Ref": topic_id}
+        assert publish["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+        alarms = {
+            name
+            for name, alarm in template.find_resources("AWS::CloudWatch::Alarm").items()
+            if {"Ref": topic_id} in alarm["Properties"].get("AlarmActions", [])
+        }
+        assert len(alarms) == 5
+        assert {
+            arn["Fn::GetAtt"][0] for arn in publish["Condition"]["ArnEquals"]["aws:SourceArn"]
+        } == alarms
+        assert doc["AllowPublishThroughSSLOnly"]["Effect"] == "Deny"
+
+
+def test_alarm_email_subscribes_only_when_set(dev, prod):
+    _, dev_template = dev
+    assert dev_template.find_resources("AWS::SNS::Subscription") == {}
+    _, prod_template = prod
+    (topic_id,) = prod_template.find_resources("AWS::SNS::Topic")
+    prod_template.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {"Protocol": "email", "Endpoint": "oncall@example.com", "TopicArn": {"Ref": topic_id}},
+    )
+
+
+def test_every_log_group_is_encrypted_with_the_stacks_key(dev, prod, iam_auth):
+    for _, template in (dev, prod, iam_auth):
+        groups = template.find_resources("AWS::Logs::LogGroup")
+        assert len(groups) >= 4
+        keys = {json.dumps(g["Properties"].get("KmsKeyId")) for g in groups.values()}
+        (key_ref,) = keys
+        statements = _key_statements(template, json.loads(key_ref))
+        # CloudWatch Logs may use the key for this account's log groups in this region only.
+        (logs_statement,) = [
+            s for s in statements if s["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+        ]
+        assert logs_statement["Condition"] == {
+            "ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": (
+                    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:*"
+                )
+            }
+        }
+        assert sorted(logs_statement["Action"]) == [
+            "kms:Decrypt*",
+            "kms:Describe*",
+            "kms:Encrypt*",
+            "kms:GenerateDataKey*",
+            "kms:ReEncrypt*",
+        ]
+
+
+def test_gateway_lambda_reserves_concurrency_sized_from_the_throttle(dev, prod):
+    for (_, template), burst in ((dev, 100), (prod, 400)):
+        (function,) = template.find_resources(
+            "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
+        ).values()
+        reserved = function["Properties"]["ReservedConcurrentExecutions"]
+        assert reserved == burst
+        (alias,) = template.find_resources("AWS::Lambda::Alias").values()
+        provisioned = (
+            alias["Properties"]
+            .get("ProvisionedConcurrencyConfig", {})
+            .get("ProvisionedConcurrentExecutions", 0)
+        )
+        assert reserved >= 2 * provisioned
+
+
+def test_autoscaling_uses_its_service_linked_role_not_a_role_of_ours(dev):
+    _, template = dev
+    (target,) = template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget").values()
+    assert "RoleARN" not in target["Properties"]
+    for role in template.find_resources("AWS::IAM::Role").values():
+        principals = json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+        assert "application-autoscaling" not in principals
+
+
+def test_execution_role_may_read_exactly_the_rollback_alarms(dev):
+    _, template = dev
+    (endpoint,) = template.find_resources("AWS::SageMaker::Endpoint").values()
+    alarms = [
+        a["AlarmName"]["Ref"]
+        for a in endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    ]
+    (role_id,) = template.find_resources(
+        "AWS::IAM::Role",
+        {"Properties": {"Description": Match.string_like_regexp("^SageMaker execution role")}},
+    )
+    (policy,) = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}}
+    ).values()
+    assert policy["Properties"]["PolicyDocument"]["Statement"] == [
+        {
+            "Sid": "ReadRollbackAlarms",
+            "Effect": "Allow",
+            "Action": "cloudwatch:DescribeAlarms",
+            "Resource": {"Fn::GetAtt": [alarms[0], "Arn"]},
+        }
+    ]
+
+
+def test_a_local_artifacts_versions_are_readable_under_the_stacks_asset_folder(prod):
+    # Each deploy uploads the artifact as a new asset object; the role reads the stack's asset
+    # folder of the bootstrap bucket, so the previous version stays readable, and other apps'
+    # assets do not.
+    _, template = prod
+    statements = _by_sid(_role_policies(template, "SageMaker execution role"))
+    (model,) = template.find_resources("AWS::SageMaker::Model").values()
+    url = model["Properties"]["PrimaryContainer"]["ModelDataUrl"]
+    bucket = "cdk-hnb659fds-assets-123456789012-us-east-1"
+    assert url.startswith(f"s3://{bucket}/MlServing-prod-sentiment/")
+    assert json.dumps(statements["ReadModelVersions"]["Resource"]) == json.dumps(
+        f"arn:aws:s3:::{bucket}/MlServing-prod-sentiment/*"
+    )

@@ -6,6 +6,8 @@ The same promise is checked over the real app by `python -m reliability --only t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from aws_cdk.assertions import Match
 
@@ -43,8 +45,11 @@ def test_prod_retains_every_bucket_log_group_and_key_and_never_empties_a_bucket(
     data = {k: r for k, r in resources(template).items() if r["Type"] in DATA_TYPES}
     assert {r["Type"] for r in data.values()} == set(DATA_TYPES)
     for name, resource in data.items():
+        # Kept on destroy and on replacement, but removed when the first create rolls back: a
+        # plain Retain left them behind, and the endpoint's log group (a fixed name) then made
+        # every retry fail with "already exists".
         assert (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")) == (
-            "Retain",
+            "RetainExceptOnCreate",
             "Retain",
         ), name
     assert template.find_resources("Custom::S3AutoDeleteObjects") == {}
@@ -74,7 +79,9 @@ def test_nothing_else_is_retained_in_either_stage_but_the_account_logging_role(d
                 assert r.get("DeletionPolicy", "Delete") == "Delete", name
 
 
-@pytest.mark.parametrize(("fixture", "policy"), [("dev", "Delete"), ("prod", "Retain")])
+@pytest.mark.parametrize(
+    ("fixture", "policy"), [("dev", "Delete"), ("prod", "RetainExceptOnCreate")]
+)
 def test_api_execution_logs_are_the_stacks_and_outlive_the_stage(request, fixture, policy):
     _, template = request.getfixturevalue(fixture)
     (api,) = template.find_resources("AWS::ApiGateway::RestApi")
@@ -125,3 +132,52 @@ def test_dev_bucket_emptier_logs_to_a_declared_group_it_cannot_recreate(dev):
     # is deleted only after they have run.
     for custom in template.find_resources("Custom::S3AutoDeleteObjects").values():
         assert custom["Properties"]["ServiceToken"] == {"Fn::GetAtt": [handler_id, "Arn"]}
+
+
+def test_prod_redeploy_after_destroy_adopts_or_renames_every_retained_resource(prod):
+    # Given what a prod destroy keeps, when the stack is deployed again, then no retained
+    # resource blocks the create: one whose name the template fixes is adopted by
+    # `cdk deploy --import-existing-resources` (CloudFormation's auto-import needs a static
+    # name holding the type's primary identifier, and DeletionPolicy Retain or
+    # RetainExceptOnCreate); every other one has a name CloudFormation generates, or one derived
+    # from a resource the new create makes anew, so the new one sits beside it.
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    _, template = prod
+    everything = resources(template)
+    adopted, renamed = set(), set()
+    for name, resource in everything.items():
+        if resource.get("DeletionPolicy", "Delete") == "Delete":
+            continue
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource["Type"]).schema
+        identifiers = [p.removeprefix("/properties/") for p in schema["primaryIdentifier"]]
+        values = [resource["Properties"].get(i) for i in identifiers]
+        if all(isinstance(v, str) for v in values):
+            assert resource["DeletionPolicy"] in ("Retain", "RetainExceptOnCreate"), name
+            adopted.add(name)
+        elif all(v is None for v in values):
+            renamed.add(name)  # named by CloudFormation
+        else:
+            refs = {ref["Ref"] for ref in _refs(values)}
+            assert refs and all(
+                everything[r].get("DeletionPolicy", "Delete") == "Delete" for r in refs
+            ), name
+            renamed.add(name)
+    # The endpoint's log group is the one with a fixed name (SageMaker writes to it by name).
+    assert {everything[n]["Properties"]["LogGroupName"] for n in adopted} == {
+        "/aws/sagemaker/Endpoints/mlserving-prod-sentiment--m5-large"
+    }
+    assert len(renamed) >= 8
+    makefile = (Path(__file__).resolve().parents[3] / "Makefile").read_text()
+    deploy = makefile.split("\ndeploy:", 1)[1].split("\n\n", 1)[0]
+    assert "--import-existing-resources" in deploy
+
+
+def _refs(value) -> list[dict]:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return [value]
+        return [r for v in value.values() for r in _refs(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in _refs(v)]
+    return []

@@ -64,6 +64,12 @@ def test_cli_strings_are_coerced_to_the_keys_types():
         ({"model_data_url": "s3://bucket-a/m/model.tar.gz"}, "'framework' has bad value 'auto'"),
         ({"cors_allow_origin": "app.example.com"}, "'cors_allow_origin' has bad value"),
         ({"model": "My_Model"}, "'model' has bad value 'My_Model'"),
+        # "--" separates the stack's name from the instance type in endpoint names.
+        (
+            {"model": "digits--v2"},
+            "'model' has bad value 'digits--v2': must be 1-30 lower-case letters, digits or single",
+        ),
+        ({"model": "digits-"}, "'model' has bad value 'digits-'"),
         ({"client_role_principal": "bob"}, "'client_role_principal' has bad value 'bob'"),
         (
             {"instance_typ": "ml.m5.large"},
@@ -86,6 +92,54 @@ def test_unknown_key_in_a_cdk_json_block_is_rejected():
 def test_out_of_range_integers_are_always_rejected(value):
     with pytest.raises(ConfigError, match="provisioned_concurrency"):
         build_config(CONTEXT, {"provisioned_concurrency": value})
+
+
+def test_gateway_reserved_concurrency_is_sized_from_the_api_throttle():
+    # The stage's burst is what API Gateway lets in at once; never below twice the provisioned
+    # concurrency (both alias versions may hold theirs while it moves).
+    assert build_config(CONTEXT, {"stage": "dev"}).lambda_reserved_concurrency == 100
+    assert build_config(CONTEXT, {"stage": "prod"}).lambda_reserved_concurrency == 400
+    cfg = build_config(
+        CONTEXT, {"stage": "prod", "throttle_burst_limit": "10", "provisioned_concurrency": "8"}
+    )
+    assert cfg.lambda_reserved_concurrency == 16
+    # An account without room for a reservation turns it off.
+    off = build_config(CONTEXT, {"reserve_lambda_concurrency": "false"})
+    assert off.lambda_reserved_concurrency is None
+
+
+@pytest.mark.parametrize(
+    ("url", "prefix", "versions"),
+    [
+        ("s3://b-1/digits/v3/model.tar.gz", "", "s3://b-1/digits/"),
+        ("s3://b-1/runs/42/model.tar.gz", "", "s3://b-1/runs/"),
+        ("s3://b-1/digits/model.tar.gz", "", "s3://b-1/digits/"),
+        ("s3://b-1/model.tar.gz", "", "s3://b-1/model.tar.gz"),
+        (
+            "s3://b-1/training/jobs/j-7/output/model.tar.gz",
+            "s3://b-1/training/jobs/",
+            "s3://b-1/training/jobs/",
+        ),
+    ],
+)
+def test_the_endpoint_may_read_every_version_of_an_s3_model(url, prefix, versions):
+    overrides = {"model_data_url": url, "framework": "pytorch", "framework_version": "2.6"}
+    if prefix:
+        overrides["model_data_prefix"] = prefix
+    assert build_config(CONTEXT, overrides).model_versions_url == versions
+
+
+def test_model_data_prefix_must_hold_the_artifact():
+    with pytest.raises(ConfigError, match="model_data_prefix.*model_data_url lies under"):
+        build_config(
+            CONTEXT,
+            {
+                "model_data_url": "s3://b-1/digits/v3/model.tar.gz",
+                "model_data_prefix": "s3://b-1/other/",
+                "framework": "pytorch",
+                "framework_version": "2.6",
+            },
+        )
 
 
 def test_volume_key_only_where_the_instance_type_allows_it():
