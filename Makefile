@@ -23,7 +23,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Never wait on the EC2 metadata service for credentials on a machine that is not EC2.
 export AWS_EC2_METADATA_DISABLED ?= true
 
-.PHONY: help install test lint typecheck local synth artifacts deploy destroy bootstrap github-oidc \
+.PHONY: help install test lint typecheck local synth artifacts doctor deploy destroy bootstrap github-oidc \
 	upload-data train-sagemaker tune-sagemaker bench bench-tools reliability clean
 
 help: ## List the targets
@@ -102,7 +102,14 @@ synth: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Synth
 bootstrap: install ## One-time per account and region: cdk bootstrap (needs AWS credentials)
 	$(CDK) bootstrap
 
-deploy: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Deploy the stack (needs AWS credentials), outputs in cdk-outputs.json
+# Reads the same -c arguments as the deploy; no synth, no ML imports: a few seconds.
+# DOCTOR_ARGS="--profile <p>" checks with another profile (CI: the read-only CDK lookup role).
+DOCTOR_ARGS ?=
+doctor: $(STAMPS)/python ## Pre-deploy checks: credentials, CDK bootstrap, Lambda concurrency, SageMaker quota (STAGE, MODEL)
+	$(BIN)/python -m account_setup.doctor $(CDK_ARGS) $(DOCTOR_ARGS)
+
+# The doctor runs first (before the artifact is built); SKIP_DOCTOR=1 deploys without it.
+deploy: install $(if $(SKIP_DOCTOR),,doctor) $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Deploy the stack (needs AWS credentials), outputs in cdk-outputs.json
 	$(CDK) deploy $(CDK_ARGS) --require-approval never --outputs-file cdk-outputs.json
 
 destroy: install ## Tear the stack down (needs AWS credentials; no local artifact needed)
