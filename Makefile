@@ -99,8 +99,14 @@ synth: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Synth
 	@echo "==> cdk.out/MlServing-$(STAGE)-$(MODEL).template.json"
 	$(BIN)/cfn-lint cdk.out/MlServing-$(STAGE)-$(MODEL).template.json
 
-bootstrap: install ## One-time per account and region: cdk bootstrap (needs AWS credentials)
-	$(CDK) bootstrap
+# First creates or updates the managed policies in account_setup/cdk-execution-policy/ and hands
+# them to cdk bootstrap, so CloudFormation deploys with them instead of AdministratorAccess.
+# Safe to rerun (after a stack change: python -m account_setup.execution_policy generate first).
+CDK_QUALIFIER ?=
+bootstrap: install ## Once per account and region: scoped execution policies + cdk bootstrap (admin credentials; CDK_QUALIFIER)
+	policies="$$($(BIN)/python -m account_setup.execution_policy apply)"; \
+	$(CDK) bootstrap --cloudformation-execution-policies "$$policies" \
+		$(if $(CDK_QUALIFIER),--qualifier $(CDK_QUALIFIER))
 
 # Reads the same -c arguments as the deploy; no synth, no ML imports: a few seconds.
 # DOCTOR_ARGS="--profile <p>" checks with another profile (CI: the read-only CDK lookup role).

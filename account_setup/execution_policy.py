@@ -405,8 +405,9 @@ def apply(
         )
         # IAM keeps at most 5 versions of a policy: make room by dropping the oldest.
         while len(versions) >= 5 and old:
-            iam.delete_policy_version(PolicyArn=arn, VersionId=old[0]["VersionId"])
-            versions = [v for v in versions if v["VersionId"] != old.pop(0)["VersionId"]]
+            oldest = old.pop(0)["VersionId"]
+            iam.delete_policy_version(PolicyArn=arn, VersionId=oldest)
+            versions = [v for v in versions if v["VersionId"] != oldest]
         iam.create_policy_version(PolicyArn=arn, PolicyDocument=text, SetAsDefault=True)
         print(f"updated {arn}", file=log)
     return arns
