@@ -27,7 +27,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Never wait on the EC2 metadata service for credentials on a machine that is not EC2.
 export AWS_EC2_METADATA_DISABLED ?= true
 
-.PHONY: help install test lint typecheck local synth artifacts deploy destroy bootstrap github-oidc \
+.PHONY: help install test lint typecheck local synth artifacts doctor deploy destroy bootstrap github-oidc \
 	upload-data train-sagemaker tune-sagemaker bench bench-tools reliability clean
 
 help: ## List the targets
@@ -103,14 +103,27 @@ synth: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Synth
 	@echo "==> cdk.out/MlServing-$(STAGE)-$(MODEL).template.json"
 	$(BIN)/cfn-lint cdk.out/MlServing-$(STAGE)-$(MODEL).template.json
 
-bootstrap: install ## One-time per account and region: cdk bootstrap (needs AWS credentials)
-	$(CDK) bootstrap
+# First creates or updates the managed policies in account_setup/cdk-execution-policy/ and hands
+# them to cdk bootstrap, so CloudFormation deploys with them instead of AdministratorAccess.
+# Safe to rerun (after a stack change: python -m account_setup.execution_policy generate first).
+CDK_QUALIFIER ?=
+bootstrap: install ## Once per account and region: scoped execution policies + cdk bootstrap (admin credentials; CDK_QUALIFIER)
+	policies="$$($(BIN)/python -m account_setup.execution_policy apply)"; \
+	$(CDK) bootstrap --cloudformation-execution-policies "$$policies" \
+		$(if $(CDK_QUALIFIER),--qualifier $(CDK_QUALIFIER))
 
+# Reads the same -c arguments as the deploy; no synth, no ML imports: a few seconds.
+# DOCTOR_ARGS="--profile <p>" checks with another profile (CI: the read-only CDK lookup role).
+DOCTOR_ARGS ?=
+doctor: $(STAMPS)/python ## Pre-deploy checks: credentials, CDK bootstrap, Lambda concurrency, SageMaker quota (STAGE, MODEL)
+	$(BIN)/python -m account_setup.doctor $(CDK_ARGS) $(DOCTOR_ARGS)
+
+# The doctor runs first (before the artifact is built); SKIP_DOCTOR=1 deploys without it.
 # --import-existing-resources: a log group prod retained with a fixed name (an endpoint's, from
 # before a destroy or an instance-type change) is adopted instead of failing with "already
 # exists" (CloudFormation imports named resources whose DeletionPolicy is Retain or
 # RetainExceptOnCreate; docs/teardown.md).
-deploy: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Deploy the stack (needs AWS credentials), outputs in cdk-outputs.json
+deploy: install $(if $(SKIP_DOCTOR),,doctor) $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Deploy the stack (needs AWS credentials), outputs in cdk-outputs.json
 	$(CDK) deploy $(CDK_ARGS) --require-approval never --outputs-file cdk-outputs.json \
 		--import-existing-resources
 

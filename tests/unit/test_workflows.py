@@ -385,6 +385,20 @@ def test_deploy_smoke_tests_the_live_api_with_the_key_from_the_lookup_role(workf
     assert '--case ".github/smoke/${MODEL}.json"' in script
 
 
+def test_deploy_runs_make_doctor_through_the_lookup_role_before_deploying(workflows):
+    (job,) = workflows["deploy-stage"]["jobs"].values()
+    names = [step.get("name", "") for step in job["steps"]]
+    doctor = job["steps"][names.index("Pre-deploy checks")]["run"]
+    deploy = job["steps"][names.index("Deploy")]["run"]
+    assert names.index("Pre-deploy checks") < names.index("Deploy")
+    assert ".github/scripts/cdk_role_profiles.sh lookup" in doctor
+    assert "make doctor" in doctor and 'DOCTOR_ARGS="--profile cdk-lookup"' in doctor
+    # The same stage, model and artifact as the deploy it vouches for; the deploy skips a rerun.
+    for arg in ('STAGE="$STAGE"', 'MODEL="$MODEL"', 'MODEL_DATA_URL="$MODEL_DATA_URL"'):
+        assert arg in doctor and arg in deploy
+    assert "SKIP_DOCTOR=1" in deploy
+
+
 def test_every_case_file_the_deploy_may_use_is_valid():
     import importlib.util
 
