@@ -115,7 +115,7 @@ def lambda_reservation(config: ServingConfig) -> int:
     concurrency on the function, when set, holds the provisioned part too, so the larger of the
     two is what leaves the pool. tests/infra checks this against the synthesized template.
     """
-    return config.provisioned_concurrency
+    return max(config.lambda_reserved_concurrency or 0, config.provisioned_concurrency)
 
 
 @dataclass(frozen=True)
@@ -444,7 +444,11 @@ def check_lambda_concurrency(
     if need == 0:
         report.add(check, "ok", f"nothing reserved by this stage ({account})")
         return
-    what = f"provisioned concurrency {need}"
+    what = (
+        f"reserved concurrency {need}"
+        if config.lambda_reserved_concurrency
+        else f"provisioned concurrency {need}"
+    )
     if need <= available:
         report.add(check, "ok", f"{what} fits ({account}, {floor} must stay unreserved)")
         return
@@ -457,7 +461,13 @@ def check_lambda_concurrency(
         f"{account}",
         quota_increase_command(region, "lambda", LAMBDA_CONCURRENCY_QUOTA, desired),
         quota_console_url(region, "lambda", LAMBDA_CONCURRENCY_QUOTA),
-        f"or deploy without it: -c provisioned_concurrency=0 (stage {config.stage} in cdk.json)",
+        (
+            "or reserve less: -c reserve_lambda_concurrency=false, a lower throttle_burst_limit, "
+            f"or -c provisioned_concurrency=0 (stage {config.stage} in cdk.json)"
+            if config.lambda_reserved_concurrency
+            else "or deploy without it: -c provisioned_concurrency=0 "
+            f"(stage {config.stage} in cdk.json)"
+        ),
     )
 
 

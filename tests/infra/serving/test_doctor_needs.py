@@ -39,7 +39,9 @@ def test_the_doctors_lambda_reservation_matches_the_template(
 
 def test_prod_reserves_concurrency_so_the_check_has_something_to_check(prod):
     stack, template = prod
-    assert _template_reservation(template) == stack.config.provisioned_concurrency > 0
+    reservation = _template_reservation(template)
+    assert reservation == stack.config.lambda_reserved_concurrency
+    assert reservation >= stack.config.provisioned_concurrency > 0
 
 
 @pytest.mark.parametrize("variant", ["dev", "prod"])

@@ -422,7 +422,8 @@ def test_a_stack_left_in_rollback_complete_fails_with_make_destroy(aws: Aws):
 
 
 def test_a_new_account_cannot_hold_prods_provisioned_concurrency(aws: Aws):
-    # Given: a new account's 10 concurrent executions, all unreserved; prod provisions 2
+    # Given: a new account's 10 concurrent executions, all unreserved; prod provisions 2 and
+    # reserves 400 (its throttle burst) for the gateway function
     cfg = config(stage="prod")
     aws.identity()
     aws.bootstrap(33)
@@ -434,8 +435,8 @@ def test_a_new_account_cannot_hold_prods_provisioned_concurrency(aws: Aws):
 
     finding = only(report, "Lambda concurrency")
     assert finding.status == "fail" and report.failed
-    # 2 for the stage + the 10 Lambda keeps unreserved (the whole limit, here)
-    assert "needs 12 unreserved" in finding.summary and "account limit 10" in finding.summary
+    # 400 for the stage + the 10 Lambda keeps unreserved (the whole limit, here)
+    assert "reserved concurrency 400 needs 410 unreserved" in finding.summary and "account limit 10" in finding.summary
     assert (
         "aws service-quotas request-service-quota-increase --service-code lambda "
         "--quota-code L-B99A9384 --desired-value 1000 --region eu-west-1"
@@ -444,7 +445,8 @@ def test_a_new_account_cannot_hold_prods_provisioned_concurrency(aws: Aws):
 
 
 def test_the_floor_is_100_once_the_account_has_more(aws: Aws):
-    cfg = config(stage="prod")
+    # Given: prod without the gateway's reservation, so only its 2 provisioned count
+    cfg = config(stage="prod", reserve_lambda_concurrency="false")
     aws.identity()
     aws.bootstrap(33)
     aws.stack(cfg.stack_name, None)
@@ -459,7 +461,7 @@ def test_the_floor_is_100_once_the_account_has_more(aws: Aws):
 
 def test_a_redeploy_counts_what_the_stack_already_holds(aws: Aws):
     # Given: 102 in total, 2 of them already provisioned by this very stack: exactly enough
-    cfg = config(stage="prod")
+    cfg = config(stage="prod", reserve_lambda_concurrency="false")
     aws.identity()
     aws.bootstrap(33)
     aws.stack(cfg.stack_name, "UPDATE_COMPLETE")
@@ -472,9 +474,9 @@ def test_a_redeploy_counts_what_the_stack_already_holds(aws: Aws):
     assert finding.status == "ok", finding
 
 
-def test_dev_reserves_nothing_so_any_limit_will_do(aws: Aws):
-    cfg = config()
-    assert cfg.provisioned_concurrency == 0
+def test_without_a_reservation_dev_needs_no_concurrency(aws: Aws):
+    cfg = config(reserve_lambda_concurrency="false")
+    assert cfg.provisioned_concurrency == 0 and cfg.lambda_reserved_concurrency is None
     aws.identity()
     aws.bootstrap(33)
     aws.stack(cfg.stack_name, None)
@@ -484,6 +486,22 @@ def test_dev_reserves_nothing_so_any_limit_will_do(aws: Aws):
     finding = only(run(aws, cfg), "Lambda concurrency")
 
     assert finding.status == "ok" and "nothing reserved" in finding.summary
+
+
+def test_dev_reserves_its_throttle_burst_and_says_how_to_reserve_less(aws: Aws):
+    # Given: dev reserves its burst (100) for the gateway; a new account has 10 in all
+    cfg = config()
+    assert cfg.lambda_reserved_concurrency == 100
+    aws.identity()
+    aws.bootstrap(33)
+    aws.stack(cfg.stack_name, None)
+    aws.lambda_limits(total=10, unreserved=10)
+    aws.endpoint_quota(4.0)
+
+    finding = only(run(aws, cfg), "Lambda concurrency")
+
+    assert finding.status == "fail" and "reserved concurrency 100 needs 110" in finding.summary
+    assert any("reserve_lambda_concurrency=false" in fix for fix in finding.fixes)
 
 
 # --- SageMaker quota ------------------------------------------------------------------------------------
