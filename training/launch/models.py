@@ -16,7 +16,7 @@ from typing import Literal
 Framework = Literal["pytorch", "tensorflow"]
 Scaling = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 
-# The channels the image scripts read (``SM_CHANNEL_TRAIN`` ...; training/common/env.py).
+# The channels the scripts read (``SM_CHANNEL_TRAIN`` ...; training/common/env.py).
 IMAGE_CHANNELS: tuple[str, ...] = ("train", "valid", "test")
 
 
@@ -125,7 +125,8 @@ MODELS: dict[str, ModelSpec] = {
             **_TF,  # type: ignore[arg-type]
             instance_type="ml.m5.xlarge",
             hyperparameters={"epochs": 10, "batch-size": 64, "lr": 0.001},
-            channels=("train",),
+            # python -m training.datasets fetch airline-sentiment writes all three splits.
+            channels=IMAGE_CHANNELS,
             tuning_ranges={
                 "lr": Continuous(1e-4, 1e-2, "Logarithmic"),
                 "batch-size": Categorical(("32", "64", "128")),
