@@ -30,7 +30,7 @@ EXIT_USAGE = 2
 
 
 class UnknownWeightsError(download.FetchError):
-    pass
+    """Bad input (an unknown name, a malformed digest): exit 2."""
 
 
 def get(name: str) -> Weights:
@@ -126,6 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_FAILURE
             print(path)
             return 0
+        if args.sha256:
+            try:
+                download.check_sha256(args.sha256)
+            except download.FetchError as exc:
+                raise UnknownWeightsError(str(exc)) from exc  # bad input: exit 2
         fetched = fetch(
             args.name,
             root=args.cache_dir,

@@ -164,6 +164,11 @@ def test_http_errors_and_unreachable_servers_are_one_line(server, monkeypatch, c
     assert "Traceback" not in err
 
 
+def test_a_malformed_sha256_is_bad_input(capsys) -> None:
+    code, _, err = run(capsys, "fetch", "resnet18", "--sha256", "f37072fd")
+    assert code == 2 and "is not a SHA-256 digest (64 hex digits)" in err
+
+
 def test_path_of_weights_not_fetched_says_how(capsys) -> None:
     code, _, err = run(capsys, "path", "resnet50")
     assert code == 1 and "python -m training.weights fetch resnet50" in err
