@@ -28,7 +28,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export AWS_EC2_METADATA_DISABLED ?= true
 
 .PHONY: help install test lint typecheck local synth artifacts doctor deploy destroy bootstrap github-oidc \
-	upload-data train-sagemaker tune-sagemaker bench bench-tools reliability clean
+	data weights upload-data train-sagemaker tune-sagemaker bench bench-tools reliability clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -134,6 +134,12 @@ github-oidc: install ## One-time: GitHub OIDC provider + CI roles (GITHUB_REPO=o
 	$(CDK) deploy GitHubOidc -c github_repo=$(GITHUB_REPO) $(CDK_CONTEXT)
 
 # --- training on AWS (docs/training.md) ---------------------------------------------------------
+data: install ## Download and prepare the public data set of MODEL (dog-breeds, malaria, sentiment) into data/$(MODEL)
+	$(BIN)/python -m training.datasets fetch $(MODEL)
+
+weights: install ## Download and verify the pretrained weights NAME (resnet18/34/50, mobilenet_v2, efficientnet_b0) into the cache
+	$(BIN)/python -m training.weights fetch $(NAME)
+
 upload-data: install ## Upload data/$(MODEL) to the stack's bucket
 	$(BIN)/python -m training.launch upload-data --model $(MODEL) --stage $(STAGE) --source data/$(MODEL)
 

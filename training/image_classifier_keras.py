@@ -4,10 +4,12 @@ The reference task is malaria cell images (parasitized vs uninfected); any Image
 (``train/ valid/ test/``, one folder per class):
 
     python training/image_classifier_keras.py --data data/malaria --backbone mobilenet_v2 \\
-        --backbone-weights mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5
+        --pretrained-weights "$(python -m training.weights path mobilenet_v2)"
 
-The backbone starts from --backbone-weights (a Keras application weights file, include_top=False)
-when given, and from random weights otherwise; nothing is downloaded. The saved ``model.keras``
+The backbone starts from --pretrained-weights (alias --backbone-weights: a Keras application
+weights file, include_top=False), else from the job's ``pretrained`` channel, else from random
+weights (with a warning, unless --pretrained-weights none); nothing is downloaded here
+(``python -m training.weights fetch`` does that). The saved ``model.keras``
 takes raw pixels (float32 in [0, 255], shape (S, S, 3), input ``image``) and does its own
 preprocessing; its output is the softmax ``probabilities``. Runs unchanged locally, on EC2 and as a
 SageMaker job; checkpoints every epoch (and every --checkpoint-every-steps) and resumes.
@@ -27,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: C
 import keras
 import numpy as np
 import tensorflow as tf
-from common import cli, env, images, keras_loop
+from common import cli, env, images, keras_loop, pretrained
 
 log = logging.getLogger("image_classifier_keras")
 
@@ -51,13 +53,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     model = parser.add_argument_group("model")
     cli.add(model, "--backbone", type=cli.text, choices=sorted(BACKBONES), default="mobilenet_v2",
             help="keras.applications backbone")  # fmt: skip
-    cli.add(model, "--backbone-weights", type=cli.path, default=None,
-            help="weights file for the backbone without its top (.h5 / .weights.h5); random "
-            "initialisation when unset")  # fmt: skip
+    pretrained.add_argument(
+        model, what="weights file for the backbone without its top (.h5 / .weights.h5)"
+    )
     cli.add(model, "--alpha", type=cli.positive_float, default=1.0,
-            help="MobileNetV2 width multiplier (must match --backbone-weights)")  # fmt: skip
+            help="MobileNetV2 width multiplier (must match --pretrained-weights)")  # fmt: skip
     cli.add(model, "--freeze-backbone", type=cli.auto_boolean, default=None,
-            help="train only the head; auto (None): frozen when --backbone-weights is set")  # fmt: skip
+            help="train only the head; auto (None): frozen when the backbone starts from "
+            "pretrained weights")  # fmt: skip
     cli.add(model, "--image-size", type=cli.positive_int, default=96,
             help="square input size in pixels (at least 32)")  # fmt: skip
     cli.add(model, "--bn-momentum", type=cli.positive_float, default=None,
@@ -75,8 +78,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(
             f"--image-size must be at least 32 for keras.applications, got {args.image_size}"
         )
+    try:
+        args.pretrained = pretrained.resolve(args.pretrained_weights)
+    except env.UsageError as exc:
+        parser.error(str(exc))
     args.freeze_backbone = (
-        args.backbone_weights is not None if args.freeze_backbone is None else args.freeze_backbone
+        args.pretrained.path is not None if args.freeze_backbone is None else args.freeze_backbone
     )
     if args.smoke:
         args.epochs = 1
@@ -87,10 +94,10 @@ def build_model(args: argparse.Namespace, num_classes: int) -> keras.Model:
     constructor, preprocessing = BACKBONES[args.backbone]
     size = args.image_size
     weights = None
-    if args.backbone_weights is not None:
-        if not args.backbone_weights.is_file():
-            raise env.UsageError(f"--backbone-weights {args.backbone_weights} is not a file")
-        weights = str(args.backbone_weights)
+    if args.pretrained.path is not None:
+        if not args.pretrained.path.is_file():
+            raise env.UsageError(f"--pretrained-weights {args.pretrained.path} is not a file")
+        weights = str(args.pretrained.path)
     kwargs = {"alpha": args.alpha} if args.backbone == "mobilenet_v2" else {}
     try:
         backbone = constructor(
@@ -174,6 +181,7 @@ def main(args: argparse.Namespace) -> int:
     )  # fmt: skip
     size, batch = args.image_size, args.batch_size
     max_steps = SMOKE_STEPS if args.smoke else None
+    args.pretrained_record = pretrained.record(args.pretrained, arch=args.backbone, transfer=True)
 
     def train_batches(epoch: int, skip: int) -> tuple[tf.data.Dataset, list[int]]:
         # The epoch's order is a pure function of (seed, epoch): a resumed run sees the same
@@ -197,7 +205,7 @@ def main(args: argparse.Namespace) -> int:
         probe=(probe[0][:batch], probe[1][:batch]),
         fingerprint={
             "backbone": args.backbone,
-            "backbone_weights": str(args.backbone_weights),
+            "backbone_weights": args.pretrained_record.get("sha256", args.pretrained.source),
             "alpha": args.alpha,
             "class_names": class_names,
             "n_train": len(paths),

@@ -5,7 +5,7 @@ DistributedDataParallel under ``torchrun``, gloo on CPU and NCCL on GPU):
 
     python training/image_classifier_torch.py --data data/digits --arch small_cnn --epochs 5
     torchrun --nproc_per_node 2 training/image_classifier_torch.py --data data/dogs \\
-        --arch resnet50 --pretrained-weights resnet50-imagenet.pth
+        --arch resnet50 --pretrained-weights "$(python -m training.weights path resnet50)"
 
 Data: an ImageFolder tree (``train/ valid/ test/``, one folder per class). Writes the best epoch's
 model to --model-dir (``model.pth``, ``model_config.json``, ``metrics.json``) and the training
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch_models
-from common import cli, env, images
+from common import cli, env, images, pretrained
 from common.checkpoint import (
     Checkpoint,
     CheckpointManager,
@@ -73,10 +73,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     model = parser.add_argument_group("model")
     cli.add(model, "--arch", type=cli.text, choices=torch_models.ARCHS, default="resnet50",
             help="architecture (small_cnn: the fast digits default)")  # fmt: skip
-    cli.add(model, "--pretrained-weights", type=cli.path, default=None,
-            help="a torchvision-format state_dict (.pth) for the backbone; random init if unset")  # fmt: skip
+    pretrained.add_argument(model, what="a torchvision-format state_dict (.pth) for the backbone")
     cli.add(model, "--freeze-backbone", type=cli.auto_boolean, default=None,
-            help="train only the new head; auto (None): frozen when --pretrained-weights is set")  # fmt: skip
+            help="train only the new head; auto (None): frozen when the backbone starts from "
+            "pretrained weights")  # fmt: skip
     cli.add(model, "--image-size", type=cli.positive_int, default=None,
             help="square input size in pixels; None: 32 for small_cnn, 224 for the ResNets")  # fmt: skip
     cli.add(model, "--augment", type=cli.text, choices=["auto", "none", "flip", "flip_crop"],
@@ -108,10 +108,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "cores or fewer, else one per core beyond the first, at most 4")  # fmt: skip
 
     args = parser.parse_args(argv)
+    try:
+        args.pretrained = pretrained.resolve(args.pretrained_weights)
+    except env.UsageError as exc:
+        parser.error(str(exc))
     args.freeze_backbone = (
-        args.pretrained_weights is not None
-        if args.freeze_backbone is None
-        else args.freeze_backbone
+        args.pretrained.path is not None if args.freeze_backbone is None else args.freeze_backbone
     )
     if args.image_size is None:
         args.image_size = DEFAULT_IMAGE_SIZE.get(args.arch, 224)
@@ -377,6 +379,7 @@ def run_fingerprint(args: argparse.Namespace, splits: Splits, world: int) -> dic
         "label_smoothing": args.label_smoothing,
         "augment": args.augment,
         "freeze_backbone": args.freeze_backbone,
+        "pretrained_weights": args.pretrained_record.get("sha256", args.pretrained.source),
         "seed": args.seed,
         "world_size": world,
         "smoke": args.smoke,
@@ -500,8 +503,11 @@ def train(args: argparse.Namespace, ctx: Dist) -> int:
 
     # Model.
     model = torch_models.build_model(args.arch, num_classes)
-    if args.pretrained_weights is not None:
-        load_pretrained(model, args.pretrained_weights)
+    if args.pretrained.path is not None:
+        load_pretrained(model, args.pretrained.path)
+    args.pretrained_record = pretrained.record(
+        args.pretrained, arch=args.arch, transfer=args.arch != "small_cnn"
+    )
     if args.freeze_backbone:
         frozen = torch_models.freeze_backbone(model)
         log.info("backbone frozen (%d parameters); training the head only", frozen)

@@ -7,7 +7,9 @@ norm, time spent waiting for data) and it reports findings:
 - ``overfitting``: validation loss rising while training loss falls;
 - ``vanishing_gradients`` / ``exploding_gradients``: the global gradient norm out of bounds (or a
   non-finite loss or gradient);
-- ``stalled_input_pipeline``: steps spend most of their time waiting for the next batch.
+- ``stalled_input_pipeline``: steps spend most of their time waiting for the next batch;
+- ``no_pretrained_weights``: a transfer-learning run whose backbone starts from random weights
+  without ``--pretrained-weights none`` (found before training; never fatal).
 
 Each finding is logged as a warning once per rule (repeats are counted) and written to a JSON
 report; with ``fatal=True`` the first one raises :class:`HealthCheckError`, which stops the run.
@@ -30,6 +32,7 @@ RULES: tuple[str, ...] = (
     "vanishing_gradients",
     "exploding_gradients",
     "stalled_input_pipeline",
+    "no_pretrained_weights",
 )
 
 
@@ -48,6 +51,8 @@ class HealthConfig:
     min_relative_improvement: float = 0.01  # of the training loss, to count as improving
     window_checks: int = 10  # step-level loss trend: compare the mean of windows of this many
     fatal: bool = False
+    # What the backbone started from (common/pretrained.py's record), reported as is.
+    pretrained_weights: dict[str, Any] | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> HealthConfig:
@@ -58,6 +63,7 @@ class HealthConfig:
             vanishing_grad_norm=args.health_vanishing_grad_norm,
             max_data_wait_fraction=args.health_max_data_wait_fraction,
             fatal=args.health_fatal,
+            pretrained_weights=getattr(args, "pretrained_record", None),
         )
 
 
@@ -80,6 +86,13 @@ class HealthMonitor:
     def __init__(self, config: HealthConfig) -> None:
         self.config = config
         self._s = _State()
+        warning = (config.pretrained_weights or {}).get("warning")
+        if warning:
+            # Already logged by the script; a finding, but not a reason to stop (--health-fatal).
+            self._s.findings.append(
+                {"rule": "no_pretrained_weights", "message": warning, "epoch": None, "step": None}
+            )
+            self._s.counts["no_pretrained_weights"] = 1
 
     # -- state for checkpoints --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -218,6 +231,7 @@ class HealthMonitor:
             "counts": dict(s.counts),
             "rules_checked": list(RULES),
             "config": asdict(self.config),
+            "pretrained_weights": self.config.pretrained_weights,
             **(extra or {}),
         }
 

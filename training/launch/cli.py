@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from training.common.metrics import STANDARD_METRICS
+from training.download import FetchError
 from training.launch import settings
 from training.launch.models import (
     MODELS,
@@ -162,6 +163,16 @@ def _add_job_flags(parser: argparse.ArgumentParser) -> None:
         "e.g. --hp epochs=3 --hp smoke=true",
     )
     job.add_argument(
+        "--pretrained-weights",
+        default="auto",
+        metavar="auto|none|NAME|S3URI",
+        help="backbone weights of a transfer-learning model, passed as the 'pretrained' "
+        "channel: auto = the weights of training/common/sources.py for the job's architecture "
+        "(fetched, verified and uploaded to s3://BUCKET/training/input/weights/ once); none = "
+        "random initialisation on purpose; a name from `python -m training.weights list`; or "
+        "an s3:// URI of your own",
+    )
+    job.add_argument(
         "--instance-type", help="SageMaker instance type; default: the model's (see models.py)"
     )
     job.add_argument(
@@ -298,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
         "seconds and upload checkpoints when one comes (0: off; SIGTERM is handled either way)",
     )
     ec2.add_argument(
+        "--pretrained-weights",
+        default="auto",
+        metavar="auto|none|NAME|PATH",
+        help="backbone weights of a transfer-learning model: auto = the weights of "
+        "training/common/sources.py for its architecture, fetched into the local cache and "
+        "passed as the script's --pretrained-weights; none; a weights name; or a local file",
+    )
+    ec2.add_argument(
         "--entry-script",
         type=Path,
         help="run this script instead of the model's training/<script>.py",
@@ -331,7 +350,7 @@ def _check_positive(value: int | None, flag: str) -> None:
 
 
 def build_train_plan(args: argparse.Namespace, *, tuning: bool = False) -> TrainPlan:
-    from training.launch import sagemaker_jobs
+    from training.launch import pretrained, sagemaker_jobs
     from training.launch.source import build_bundle
 
     model = get_model(args.model)
@@ -381,6 +400,15 @@ def build_train_plan(args: argparse.Namespace, *, tuning: bool = False) -> Train
         raise LaunchError("--max-wait-s only applies to spot jobs: add --spot or drop it")
     hyperparameters: dict[str, str | int | float] = dict(model.hyperparameters)
     hyperparameters.update({k: _scalar(v) for k, v in parse_key_values(args.hp, "--hp").items()})
+    channels = _channels(args, model, target.bucket)
+    weights = None
+    if pretrained.PRETRAINED_CHANNEL not in channels:  # --channel pretrained=... wins
+        weights, extra = pretrained.resolve(
+            args.pretrained_weights, model, hyperparameters, target.bucket
+        )
+        hyperparameters.update(extra)
+        if weights is not None:
+            channels[pretrained.PRETRAINED_CHANNEL] = weights.s3_uri
     image_uri = args.image_uri or sagemaker_jobs.resolve_image_uri(
         model, target.region, instance_type
     )
@@ -396,10 +424,11 @@ def build_train_plan(args: argparse.Namespace, *, tuning: bool = False) -> Train
         max_run_s=max_run_s,
         max_wait_s=max_wait_s,
         hyperparameters=hyperparameters,
-        channels=_channels(args, model, target.bucket),
+        channels=channels,
         source=build_bundle(),
         run_id=sagemaker_jobs.new_run_id(),
         checkpoints=not tuning,
+        pretrained=weights,
     )
 
 
@@ -444,12 +473,24 @@ def _print_json(request: dict) -> None:
     sys.stdout.write("\n")
 
 
+def _log_pretrained_dry_run(plan: TrainPlan) -> None:
+    if plan.pretrained is not None and plan.pretrained.weights is not None:
+        spec = plan.pretrained.weights.download
+        log.info(
+            "dry run: would fetch %s (%s) and upload it to %s",
+            plan.pretrained.weights.name,
+            spec.url,
+            plan.pretrained.s3_uri,
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from training.launch import sagemaker_jobs
 
     plan = build_train_plan(args)
     if args.dry_run:
         log.info("dry run: would upload the code bundle to %s", plan.source_uri)
+        _log_pretrained_dry_run(plan)
         _print_json(sagemaker_jobs.dry_run_training(plan))
         return 0
     result = sagemaker_jobs.run_training(plan, wait=args.wait)
@@ -475,6 +516,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     plan = build_tune_plan(args)
     if args.dry_run:
         log.info("dry run: would upload the code bundle to %s", plan.train.source_uri)
+        _log_pretrained_dry_run(plan.train)
         _print_json(sagemaker_jobs.dry_run_tuning(plan))
         return 0
     result = sagemaker_jobs.run_tuning(plan, wait=args.wait)
@@ -516,10 +558,12 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_ec2(args: argparse.Namespace, script_args: list[str]) -> int:
-    from training.launch import ec2
+    from training.launch import ec2, pretrained
 
+    model = get_model(args.model)
+    weights_args = pretrained.script_args_for_local_run(args.pretrained_weights, model, script_args)
     return ec2.run(
-        model=get_model(args.model),
+        model=model,
         data_uri=args.data,
         output_uri=args.output,
         region=settings.resolve_region(args.region),
@@ -527,7 +571,7 @@ def cmd_ec2(args: argparse.Namespace, script_args: list[str]) -> int:
         checkpoint_sync_s=args.checkpoint_sync_s,
         spot_notice_poll_s=args.spot_notice_poll_s,
         entry_script=args.entry_script,
-        script_args=script_args,
+        script_args=[*weights_args, *script_args],  # the user's own arguments last: they win
     )
 
 
@@ -560,6 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LaunchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except FetchError as exc:  # pretrained weights that could not be fetched or verified
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_AWS_ERROR
     except NoCredentialsError:
         print(
             "error: no AWS credentials: run `aws configure` / `aws sso login` or set "

@@ -16,7 +16,7 @@ from typing import Literal
 Framework = Literal["pytorch", "tensorflow"]
 Scaling = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 
-# The channels the image scripts read (``SM_CHANNEL_TRAIN`` ...; training/common/env.py).
+# The channels the scripts read (``SM_CHANNEL_TRAIN`` ...; training/common/env.py).
 IMAGE_CHANNELS: tuple[str, ...] = ("train", "valid", "test")
 
 
@@ -57,6 +57,10 @@ class ModelSpec:
     objective_type: Literal["Maximize", "Minimize"] = "Maximize"
     max_run_s: int = 3600
     description: str = ""
+    # Transfer learning: the hyperparameter naming the architecture, and the script's default
+    # for it; the launcher passes the matching weights of training/common/sources.py.
+    backbone_hyperparameter: str | None = None
+    backbone_default: str | None = None
 
 
 _TORCH = {"framework": "pytorch", "framework_version": "2.10", "py_version": "py313"}
@@ -79,6 +83,8 @@ MODELS: dict[str, ModelSpec] = {
             },
             max_run_s=3600,
             description="PyTorch small CNN on scikit-learn's handwritten digits (the default)",
+            backbone_hyperparameter="arch",
+            backbone_default="resnet50",
         ),
         ModelSpec(
             name="dog-breeds",
@@ -94,6 +100,8 @@ MODELS: dict[str, ModelSpec] = {
             },
             max_run_s=4 * 3600,
             description="PyTorch ResNet transfer learning on the dog-breed images",
+            backbone_hyperparameter="arch",
+            backbone_default="resnet50",
         ),
         ModelSpec(
             name="malaria",
@@ -108,6 +116,8 @@ MODELS: dict[str, ModelSpec] = {
             },
             max_run_s=2 * 3600,
             description="Keras image classifier on the malaria cell images",
+            backbone_hyperparameter="backbone",
+            backbone_default="mobilenet_v2",
         ),
         ModelSpec(
             name="sentiment",
@@ -115,7 +125,8 @@ MODELS: dict[str, ModelSpec] = {
             **_TF,  # type: ignore[arg-type]
             instance_type="ml.m5.xlarge",
             hyperparameters={"epochs": 10, "batch-size": 64, "lr": 0.001},
-            channels=("train",),
+            # python -m training.datasets fetch airline-sentiment writes all three splits.
+            channels=IMAGE_CHANNELS,
             tuning_ranges={
                 "lr": Continuous(1e-4, 1e-2, "Logarithmic"),
                 "batch-size": Categorical(("32", "64", "128")),

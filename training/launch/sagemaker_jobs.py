@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from training.common.metrics import STANDARD_METRICS, metric_definitions
 from training.launch import settings
 from training.launch.models import Categorical, Continuous, Integer, ModelSpec, Range
+from training.launch.pretrained import PretrainedInput
 from training.launch.settings import LaunchError, Target
 from training.launch.source import SourceBundle
 
@@ -71,6 +72,8 @@ class TrainPlan:
     # Tuning trials share one job definition, so one checkpoint URI: a trial would resume from
     # another trial's checkpoints. Tuning turns them off (an interrupted spot trial restarts).
     checkpoints: bool = True
+    # Weights from the sources table to upload before the job (already one of `channels`).
+    pretrained: PretrainedInput | None = None
 
     @property
     def base_job_name(self) -> str:
@@ -440,6 +443,14 @@ def upload_source(plan: TrainPlan, boto_session: boto3.Session) -> None:
     log.info("uploaded code bundle to %s", plan.source_uri)
 
 
+def upload_pretrained(plan: TrainPlan, boto_session: boto3.Session) -> None:
+    """Fetch (verified, cached) and upload the job's pretrained weights unless already there."""
+    if plan.pretrained is not None:
+        from training.launch import pretrained
+
+        pretrained.upload(plan.pretrained, boto_session.client("s3"))
+
+
 def _b64_sha256(hex_digest: str) -> str:
     import base64
 
@@ -460,6 +471,7 @@ def run_training(
 
     boto_session = boto_session or boto3.Session(region_name=plan.target.region)
     upload_source(plan, boto_session)
+    upload_pretrained(plan, boto_session)
     trainer = build_trainer(plan, make_session(plan.target, boto_session))
     with _sdk_offline(), _sdk_region(plan.target.region):
         trainer.train(input_data_config=input_data(plan), wait=wait, logs=wait)
@@ -480,6 +492,7 @@ def run_tuning(
 
     boto_session = boto_session or boto3.Session(region_name=plan.train.target.region)
     upload_source(plan.train, boto_session)
+    upload_pretrained(plan.train, boto_session)
     trainer = build_trainer(plan.train, make_session(plan.train.target, boto_session))
     tuner = build_tuner(plan, trainer)
     with _sdk_offline(), _sdk_region(plan.train.target.region):

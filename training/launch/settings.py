@@ -9,6 +9,7 @@ The bucket layout the training role (stacks/training_access.py) is scoped to::
 
     training/input/datasets/<model>/<channel>/...    data sets (upload-data); read-only to jobs
     training/input/code/<model>/sourcedir-<sha>.tar.gz  the training/ folder, content-addressed
+    training/input/weights/<name>/<file>             pretrained weights (the pretrained channel)
     training/jobs/<job>/output/model.tar.gz          what a job writes, plus the SDK's staged
                                                      drivers (training/jobs/<base>/<job>/input/)
     training/checkpoints/<model>/<run-id>/           one folder per spot job
@@ -24,6 +25,7 @@ from pathlib import Path
 
 DATA_PREFIX = "training/input/"
 DATASETS_PREFIX = DATA_PREFIX + "datasets/"
+WEIGHTS_PREFIX = DATA_PREFIX + "weights/"
 CODE_PREFIX = DATA_PREFIX + "code/"
 OUTPUT_PREFIX = "training/jobs/"
 CHECKPOINT_PREFIX = "training/checkpoints/"

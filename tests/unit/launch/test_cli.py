@@ -39,7 +39,9 @@ def test_keras_model_uses_the_tensorflow_image_and_its_channels(capsys) -> None:
         "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-training:2.21-cpu-py312"
     )
     assert "EnableManagedSpotTraining" not in request and "CheckpointConfig" not in request
-    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["train", "code", "sm_drivers"]
+    assert [c["ChannelName"] for c in request["InputDataConfig"]] == [
+        "train", "valid", "test", "code", "sm_drivers",
+    ]  # fmt: skip
 
 
 def test_role_and_bucket_come_from_cdk_outputs(capsys, tmp_path: Path) -> None:
