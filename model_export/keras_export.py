@@ -7,7 +7,7 @@ Tarball layout (unpacked into ``/opt/ml/model``)::
     code/model_config.json                        class names and task, read by inference.py
     manifest.json
 
-Signatures (written with ``tf.saved_model.save`` and explicit ``tf.function`` signatures, so the
+Signatures (written through ``keras.export.ExportArchive`` with explicit ``tf.function`` signatures, so the
 input and output names, and hence TF Serving's JSON, are stable):
 
 - image models: ``serving_default``: ``image_bytes`` string ``[n]`` (encoded JPEG/PNG; decoded,
@@ -115,50 +115,60 @@ def _image_size(model, config: dict[str, Any]) -> int:
 
 
 def build_serving_module(model, task: str, class_names: list[str], image_size: int | None):
-    """A ``tf.Module`` tracking the model, with the serving signatures as its functions."""
+    """The serving signatures, and a ``keras.export.ExportArchive`` tracking what they use.
+
+    The archive tracks the model's variables and lookup tables (``TextVectorization``), not the
+    Keras model object itself: saving the model object would also save its own default
+    signature, which calls the model in training mode. That trace captures the random state of
+    augmentation layers (``RandomFlip`` ...) and fails the save. The signatures call the model
+    with ``training=False``, so augmentation, dropout and noise layers are identity in them.
+    """
+    import keras
     import tensorflow as tf
 
-    class Serving(tf.Module):
-        def __init__(self) -> None:
-            super().__init__(name="serving")
-            self.model = model
-            self.class_names = tf.constant(class_names)
+    labels = tf.constant(class_names)
 
-        def _answer(self, inputs):
-            probabilities = tf.cast(self.model(inputs, training=False), tf.float32)
-            label = tf.gather(self.class_names, tf.argmax(probabilities, axis=-1))
-            return {"probabilities": probabilities, "label": label}
+    def answer(inputs):
+        probabilities = tf.cast(model(inputs, training=False), tf.float32)
+        label = tf.gather(labels, tf.argmax(probabilities, axis=-1))
+        return {"probabilities": probabilities, "label": label}
 
-    module = Serving()
+    signatures: dict[str, Any] = {}
     if task == "text-classification":
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def text_signature(text):
-            return module._answer(text)
+            return answer(text)
 
-        module.serving_default = text_signature
-        return module, {"serving_default": text_signature}
+        signatures["serving_default"] = text_signature
+    else:
+        size = image_size
 
-    size = image_size
+        def decode(data):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            return tf.image.resize(tf.cast(image, tf.float32), [size, size], method="bilinear")
 
-    def decode(data):
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        return tf.image.resize(tf.cast(image, tf.float32), [size, size], method="bilinear")
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def bytes_signature(image_bytes):
+            pixels = tf.map_fn(
+                decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)
+            )
+            return answer(pixels)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    def bytes_signature(image_bytes):
-        pixels = tf.map_fn(
-            decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="image")]
         )
-        return module._answer(pixels)
+        def pixels_signature(image):
+            return answer(image)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="image")])
-    def pixels_signature(image):
-        return module._answer(image)
-
-    module.serving_default = bytes_signature
-    module.pixels = pixels_signature
-    return module, {"serving_default": bytes_signature, "pixels": pixels_signature}
+        signatures["serving_default"] = bytes_signature
+        signatures["pixels"] = pixels_signature
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, function in signatures.items():
+        function.get_concrete_function()  # traced once: add_endpoint takes it as it is
+        archive.add_endpoint(name, function)
+    return archive, signatures
 
 
 def signature_specs(signatures: dict[str, Any], side: str) -> dict[str, Any]:
@@ -235,7 +245,7 @@ def export_keras(
             f"the model outputs shape {list(expected.shape)} for one input; expected "
             f"[1, {len(class_names)}] (one probability per class in model_config.json)"
         )
-    module, signatures = build_serving_module(model, task, class_names, size)
+    archive, signatures = build_serving_module(model, task, class_names, size)
     serving = manifest_lib.SERVING["tensorflow"]
     model_path = f"{name}/{version}" if layout == "name" else f"export/Servo/{version}"
     request_types = ["application/json"]
@@ -315,7 +325,7 @@ def export_keras(
     with tempfile.TemporaryDirectory(prefix="model_export_") as tmp:
         staging = Path(tmp) / "artifact"
         saved_model_dir = staging / model_path
-        tf.saved_model.save(module, str(saved_model_dir), signatures=signatures)
+        archive.write_out(str(saved_model_dir), verbose=False)
         _clear_fingerprint_uuid(saved_model_dir)
         if handler:
             copy_file(SERVING_SCRIPT, staging / "code" / "inference.py")
