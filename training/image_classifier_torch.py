@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch_models
-from common import cli, env, images
+from common import cli, env, images, serving
 from common.checkpoint import (
     Checkpoint,
     CheckpointManager,
@@ -796,6 +796,13 @@ def write_outputs(
         torch.save({k: v.to("cpu") for k, v in best_state.items()}, folder / "model.pth")
         (folder / "model_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        if args.export:
+            serving.publish(
+                folder,
+                framework="pytorch",
+                name=args.serving_name,
+                arch_module=Path(torch_models.__file__),
+            )
 
     publish_model_dir(args.model_dir, fill, in_place=env.in_sagemaker())
     out = args.output_dir

@@ -170,6 +170,24 @@ def add_common_arguments(parser: argparse.ArgumentParser, stem: str, defaults: d
         help="tiny fast run for CI: 1 epoch of a few steps on a few samples",
     )
 
+    serving = parser.add_argument_group("serving artifact")
+    add(
+        serving,
+        "--export",
+        type=boolean,
+        default=True,
+        help="write the serving layout (python -m model_export's, verified) into --model-dir at "
+        "the end, so a SageMaker job's model.tar.gz deploys as it is",
+    )
+    add(
+        serving,
+        "--serving-name",
+        type=text,
+        default="model",
+        help="the model's name in the serving layout (TF Serving's model name); the launcher "
+        "passes the model's name",
+    )
+
     spot = parser.add_argument_group("checkpoints (spot-safe)")
     add(
         spot,

@@ -24,7 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from common import env
+from common import env, serving
 from common.checkpoint import (
     Checkpoint,
     CheckpointManager,
@@ -354,6 +354,8 @@ def _write_outputs(run: KerasRun, model: keras.Model, metrics: dict[str, Any], l
             json.dumps(run.model_config, indent=2), encoding="utf-8"
         )
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        if args.export:
+            serving.publish(folder, framework="tensorflow", name=args.serving_name)
 
     publish_model_dir(args.model_dir, fill, in_place=env.in_sagemaker())
     out = args.output_dir
