@@ -189,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="PyTorch, with --model-dir: the build_model module. Default: the artifact's "
         "code/torch_models.py.",
     )
+    context_parser = sub.add_parser(
+        "context",
+        help="print the CDK context (-c framework=... ...) for an artifact already in S3",
+        description="Read manifest.json from inside an s3://.../model.tar.gz (a training job's "
+        "output) with your AWS credentials and print the CDK context that picks its serving "
+        "container; `make deploy MODEL_DATA_URL=...` runs this before `cdk deploy`.",
+    )
+    context_parser.add_argument("url", help="s3://<bucket>/<key>.tar.gz")
     return parser
 
 
@@ -246,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
                     atol=args.atol,
                 )
             )
+            return 0
+        if args.command == "context":
+            from model_export.remote import cdk_context, read_manifest
+
+            print(" ".join(cdk_context(read_manifest(args.url))))
             return 0
         from model_export.verify import verify
 
