@@ -108,6 +108,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "cores or fewer, else one per core beyond the first, at most 4")  # fmt: skip
 
     args = parser.parse_args(argv)
+    if args.gpu_count is not None:
+        wanted = "cpu" if args.gpu_count == 0 else "cuda"
+        if args.device not in ("auto", wanted):
+            parser.error(f"--gpu-count {args.gpu_count} contradicts --device {args.device}")
+        args.device = wanted
     args.freeze_backbone = (
         args.pretrained_weights is not None
         if args.freeze_backbone is None

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +97,16 @@ def path(value: str) -> Path:
     return Path(_unquote(value)).expanduser()
 
 
-def add(parser: argparse._ActionsContainer, name: str, **kwargs: Any) -> None:
-    """Add ``--some-flag`` together with its SageMaker-style spelling ``--some_flag``."""
-    names = [name]
-    if "-" in name[2:]:
-        names.append("--" + name[2:].replace("-", "_"))
+def add(
+    parser: argparse._ActionsContainer, name: str, *, aliases: Sequence[str] = (), **kwargs: Any
+) -> None:
+    """Add ``--some-flag`` together with its SageMaker-style spelling ``--some_flag`` (and each
+    alias, e.g. another project's name for the same flag, in both spellings)."""
+    names: list[str] = []
+    for flag in (name, *aliases):
+        names.append(flag)
+        if "-" in flag[2:]:
+            names.append("--" + flag[2:].replace("-", "_"))
     if kwargs.get("type") in (boolean, auto_boolean) and "nargs" not in kwargs:
         # `--flag` alone means true; `--flag false` (SageMaker's form) also works.
         kwargs.setdefault("nargs", "?")
@@ -160,8 +165,23 @@ def add_common_arguments(parser: argparse.ArgumentParser, stem: str, defaults: d
         default=defaults["batch_size"],
         help="samples per step (per process under torchrun)",
     )
-    add(train, "--lr", type=positive_float, default=defaults["lr"], help="peak learning rate")
+    add(
+        train,
+        "--lr",
+        aliases=("--learning-rate",),
+        type=positive_float,
+        default=defaults["lr"],
+        help="peak learning rate",
+    )
     add(train, "--seed", type=non_negative_int, default=42, help="random seed (reproducible runs)")
+    add(
+        train,
+        "--gpu-count",
+        type=non_negative_int,
+        default=None,
+        help="0 trains on the CPU, 1 or more on the GPU (one per process: torchrun starts a "
+        "process per GPU); None: a GPU when there is one",
+    )
     add(
         train,
         "--smoke",

@@ -42,6 +42,14 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"
 
 
+def use_gpus(gpu_count: int | None) -> None:
+    """``--gpu-count``: 0 hides the GPUs from TensorFlow (before anything initialises them)."""
+    if gpu_count == 0:
+        tf.config.set_visible_devices([], "GPU")
+    elif gpu_count is not None and gpu_count > 1:
+        log.warning("--gpu-count %d: the Keras scripts train on one GPU", gpu_count)
+
+
 def seed_everything(seed: int) -> None:
     """Python, NumPy and TensorFlow seeds, and deterministic TF kernels (reproducible runs)."""
     keras.utils.set_random_seed(seed)
