@@ -289,6 +289,44 @@ def _find_sample(model_name: str, project_root: Path) -> Path | None:
     return None
 
 
+def _example_text(model_dir: Path) -> str | None:
+    """A text model's example text from its manifest; None for other models (or no manifest)."""
+    try:
+        manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("task") != "text-classification":
+        return None
+    instances = (manifest.get("example") or {}).get("body", {}).get("instances") or []
+    text = instances[0] if instances and isinstance(instances[0], str) else ""
+    return text or "the flight was great"
+
+
+def try_command(url: str, api_key: str, sample: Path | None, example_text: str | None) -> str:
+    """The curl line printed at start-up: one text (text/plain) for a text model, else an image."""
+    head = f"curl -sS -X POST {shlex.quote(url + '/predict')} -H {shlex.quote('x-api-key: ' + api_key)}"
+    if example_text is not None:
+        return f"{head} -H 'Content-Type: text/plain' --data-binary {shlex.quote(example_text)}"
+    example = sample or Path("digit.png")
+    ctype = "image/jpeg" if example.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+    return f"{head} -H 'Content-Type: {ctype}' --data-binary @{shlex.quote(str(example))}"
+
+
+async def _smoke_text_request(url: str, api_key: str, text: str) -> str:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        async with session.post(
+            f"{url}/predict",
+            data=text.encode("utf-8"),
+            headers={"x-api-key": api_key, "Content-Type": "text/plain; charset=utf-8"},
+        ) as resp:
+            body = await resp.text()
+            elapsed_ms = (time.perf_counter() - started) * 1000
+    return f"POST text/plain {text!r} -> {resp.status} in {elapsed_ms:.0f} ms: {body[:300]}"
+
+
 async def _smoke_request(url: str, api_key: str, sample: Path | None) -> str:
     import aiohttp
 
@@ -415,14 +453,13 @@ async def _run_up(args: argparse.Namespace) -> int:
             if args.sample
             else _find_sample(spec.stack_name.rsplit("-", 1)[-1], Path.cwd())
         )
+        text = _example_text(run_dir / "model" / spec.endpoint.variants[0].name)
         if not args.no_smoke:
-            print(await _smoke_request(url, api_key, sample), flush=True)
-        example = sample or Path("digit.png")
-        ctype = "image/jpeg" if example.suffix.lower() in (".jpg", ".jpeg") else "image/png"
-        curl = (
-            f"curl -sS -X POST {shlex.quote(url + '/predict')} -H {shlex.quote('x-api-key: ' + api_key)}"
-            f" -H 'Content-Type: {ctype}' --data-binary @{shlex.quote(str(example))}"
-        )
+            if text is not None and not args.sample:
+                print(await _smoke_text_request(url, api_key, text), flush=True)
+            else:
+                print(await _smoke_request(url, api_key, sample), flush=True)
+        curl = try_command(url, api_key, sample, text)
         print(
             "\n"
             f"  Local stage of {spec.stack_name} is up.\n"
