@@ -197,6 +197,29 @@ def model_server_workers(
     return workers
 
 
+def download_model_data(url: str, target: Path) -> Path:
+    """An existing S3 artifact (model_data_url), fetched with your AWS credentials as SageMaker
+    fetches it at endpoint creation. ``AWS_ENDPOINT_URL_S3`` points boto3 at a stand-in."""
+    import re
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    match = re.fullmatch(r"s3://([^/]+)/(.+)", url)
+    if not match:
+        raise LocalStageError(f"the Model's ModelDataUrl {url!r} is not an s3://bucket/key URI")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading the model artifact %s", url)
+    try:
+        boto3.client("s3").download_file(match.group(1), match.group(2), str(target))
+    except (ClientError, BotoCoreError) as exc:
+        raise LocalStageError(
+            f"cannot download the model artifact {url} ({exc}): the local stage fetches an "
+            "existing S3 artifact with your AWS credentials; or pass --model-data <model.tar.gz>"
+        ) from exc
+    return target
+
+
 def _model_server_children(
     args: argparse.Namespace, spec: Any, run_dir: Path
 ) -> tuple[list[Any], dict[str, Any]]:
@@ -211,7 +234,15 @@ def _model_server_children(
     routing: dict[str, Any] = {"variants": []}
     for variant in spec.endpoint.variants:
         model = variant.model
-        tarball = Path(args.model_data) if args.model_data else model.model_data_path
+        if args.model_data:
+            tarball = Path(args.model_data)
+        elif model.model_data_path is not None:
+            tarball = model.model_data_path
+        else:
+            assert model.model_data_url is not None
+            tarball = download_model_data(
+                model.model_data_url, run_dir / "downloads" / variant.name / "model.tar.gz"
+            )
         model_dir = unpack_artifact(tarball, run_dir / "model" / variant.name)
         count = args.instances or variant.initial_instance_count
         workers = model_server_workers(args, model.flavour, model.environment, count)
