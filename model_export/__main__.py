@@ -197,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
         "container; `make deploy MODEL_DATA_URL=...` runs this before `cdk deploy`.",
     )
     context_parser.add_argument("url", help="s3://<bucket>/<key>.tar.gz")
+    context_parser.add_argument(
+        "--smoke-case",
+        type=Path,
+        default=None,
+        help="also write a smoke case (.github/smoke/<model>.json's format) from the manifest's "
+        "example request to this file. Default: none.",
+    )
     return parser
 
 
@@ -256,9 +263,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         if args.command == "context":
-            from model_export.remote import cdk_context, read_manifest
+            import json
 
-            print(" ".join(cdk_context(read_manifest(args.url))))
+            from model_export.remote import cdk_context, read_manifest, smoke_case
+
+            manifest = read_manifest(args.url)
+            if args.smoke_case is not None:
+                case = smoke_case(manifest, args.url)
+                args.smoke_case.write_text(json.dumps(case, indent=2) + "\n", encoding="utf-8")
+            print(" ".join(cdk_context(manifest)))
             return 0
         from model_export.verify import verify
 

@@ -103,6 +103,29 @@ def read_manifest(url: str, client: Any = None) -> dict[str, Any]:
     return manifest
 
 
+def smoke_case(manifest: dict[str, Any], url: str) -> dict[str, Any]:
+    """A smoke case (``.github/smoke/<model>.json``'s format) from the manifest's own example:
+    the live API must answer the label the trained model gave at export."""
+    example = manifest.get("example")
+    try:
+        body, label = example["body"], example["expected"]["labels"][0]  # type: ignore[index]
+    except (TypeError, KeyError, IndexError) as exc:
+        raise ExportError(f"{url}: manifest.json has no usable example request ({exc})") from exc
+    return {
+        "description": f"The example request recorded in {url}'s manifest.json at export; the "
+        "API must answer the label the trained model gave it.",
+        "predictions": [
+            {
+                "name": f"manifest example of {manifest.get('name', 'the model')}",
+                "content_type": str(example.get("content_type", "application/json")),
+                "body": body,
+                "path": "predictions.0.label",
+                "equals": label,
+            }
+        ],
+    }
+
+
 def cdk_context(manifest: dict[str, Any]) -> list[str]:
     """``["-c", "framework=pytorch", ...]``: what the CDK app's config takes from the manifest."""
     args: list[str] = []

@@ -382,7 +382,10 @@ def test_deploy_smoke_tests_the_live_api_with_the_key_from_the_lookup_role(workf
     # The key is masked before anything could print it, and never passed as a flag.
     assert script.index("::add-mask::") < script.index("smoke_test.py")
     assert "SMOKE_API_KEY=" in script and "--api-key" in script  # aws CLI's --api-key is the id
-    assert '--case ".github/smoke/${MODEL}.json"' in script
+    assert 'case=".github/smoke/${MODEL}.json"' in script and '--case "$case"' in script
+    # A model without a case file (an S3 artifact) is checked against its manifest's example.
+    assert 'case="$RUNNER_TEMP/manifest-smoke.json"' in script
+    assert '--smoke-case "$RUNNER_TEMP/manifest-smoke.json"' in step_by_id(job, "artifact")["run"]
 
 
 def test_every_case_file_the_deploy_may_use_is_valid():

@@ -72,6 +72,40 @@ def test_a_jobs_artifact_gives_the_context_that_picks_its_container(s3, capsys):
     )
 
 
+def test_the_manifests_example_is_a_smoke_case_the_smoke_test_reads(s3, tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    example = {
+        "content_type": "application/json",
+        "body": {"instances": ["@air great crew"]},
+        "expected": {"labels": ["positive"], "probabilities": [[0.1, 0.2, 0.7]]},
+    }
+    url = put(
+        s3,
+        "jobs/s/output/model.tar.gz",
+        {"manifest.json": json.dumps({**MANIFEST, "example": example}).encode()},
+    )
+    case_file = tmp_path / "case.json"
+    assert main(["context", url, "--smoke-case", str(case_file)]) == 0
+    root = Path(__file__).resolve().parents[3]
+    spec = importlib.util.spec_from_file_location(
+        "smoke_test", root / ".github/scripts/smoke_test.py"
+    )
+    assert spec and spec.loader
+    smoke = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = smoke
+    spec.loader.exec_module(smoke)
+    (prediction,) = smoke.load_case(case_file)
+    assert json.loads(prediction.body) == {"instances": ["@air great crew"]}
+    assert (prediction.content_type, prediction.path, prediction.equals) == (
+        "application/json",
+        "predictions.0.label",
+        "positive",
+    )
+
+
 def test_a_missing_artifact_is_a_clear_error(s3, capsys):
     url = f"s3://{BUCKET}/training/jobs/not-finished/output/model.tar.gz"
     with pytest.raises(ExportError, match="no model artifact at .*not-finished.*NoSuchKey"):
