@@ -7,7 +7,7 @@ Tarball layout (unpacked into ``/opt/ml/model``)::
     code/model_config.json                        class names and task, read by inference.py
     manifest.json
 
-Signatures (written through ``keras.export.ExportArchive`` with explicit ``tf.function`` signatures, so the
+Signatures (written with ``tf.saved_model.save`` and explicit ``tf.function`` signatures, so the
 input and output names, and hence TF Serving's JSON, are stable):
 
 - image models: ``serving_default``: ``image_bytes`` string ``[n]`` (encoded JPEG/PNG; decoded,
@@ -115,15 +115,15 @@ def _image_size(model, config: dict[str, Any]) -> int:
 
 
 def build_serving_module(model, task: str, class_names: list[str], image_size: int | None):
-    """The serving signatures, and a ``keras.export.ExportArchive`` tracking what they use.
+    """A ``tf.Module`` with the serving signatures, tracking the state they use.
 
-    The archive tracks the model's variables and lookup tables (``TextVectorization``), not the
-    Keras model object itself: saving the model object would also save its own default
-    signature, which calls the model in training mode. That trace captures the random state of
-    augmentation layers (``RandomFlip`` ...) and fails the save. The signatures call the model
-    with ``training=False``, so augmentation, dropout and noise layers are identity in them.
+    The module tracks the model's variables and lookup tables (``TextVectorization``), in the
+    model's own order (so the SavedModel bytes do not depend on the process), and not the Keras
+    model object itself: saving the model object would also save its own default signature,
+    which calls the model in training mode. That trace captures the random state of augmentation
+    layers (``RandomFlip`` ...) and fails the save. The signatures call the model with
+    ``training=False``, so augmentation, dropout and noise layers are identity in them.
     """
-    import keras
     import tensorflow as tf
 
     labels = tf.constant(class_names)
@@ -163,12 +163,24 @@ def build_serving_module(model, task: str, class_names: list[str], image_size: i
 
         signatures["serving_default"] = bytes_signature
         signatures["pixels"] = pixels_signature
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    module = tf.Module(name="serving")
+    module.model_variables = [v.value for v in model.variables]
+    module.lookup_tables = _lookup_tables(model)
     for name, function in signatures.items():
-        function.get_concrete_function()  # traced once: add_endpoint takes it as it is
-        archive.add_endpoint(name, function)
-    return archive, signatures
+        setattr(module, name, function)
+    return module, signatures
+
+
+def _lookup_tables(model) -> list:
+    """The TF resources (lookup tables) the model's layers hold, in layer order."""
+    from tensorflow.saved_model.experimental import TrackableResource
+
+    found: list = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for value in vars(layer).values():
+            if isinstance(value, TrackableResource) and not any(value is f for f in found):
+                found.append(value)
+    return found
 
 
 def signature_specs(signatures: dict[str, Any], side: str) -> dict[str, Any]:
@@ -245,7 +257,7 @@ def export_keras(
             f"the model outputs shape {list(expected.shape)} for one input; expected "
             f"[1, {len(class_names)}] (one probability per class in model_config.json)"
         )
-    archive, signatures = build_serving_module(model, task, class_names, size)
+    module, signatures = build_serving_module(model, task, class_names, size)
     serving = manifest_lib.SERVING["tensorflow"]
     model_path = f"{name}/{version}" if layout == "name" else f"export/Servo/{version}"
     request_types = ["application/json"]
@@ -325,7 +337,7 @@ def export_keras(
     with tempfile.TemporaryDirectory(prefix="model_export_") as tmp:
         staging = Path(tmp) / "artifact"
         saved_model_dir = staging / model_path
-        archive.write_out(str(saved_model_dir), verbose=False)
+        tf.saved_model.save(module, str(saved_model_dir), signatures=signatures)
         _clear_fingerprint_uuid(saved_model_dir)
         if handler:
             copy_file(SERVING_SCRIPT, staging / "code" / "inference.py")
