@@ -20,6 +20,12 @@ CDK_CONTEXT ?=
 ALARM_EMAIL ?=
 CDK_ARGS := -c stage=$(STAGE) -c model=$(MODEL) $(if $(MODEL_DATA_URL),-c model_data_url=$(MODEL_DATA_URL)) \
 	$(if $(ALARM_EMAIL),-c alarm_email=$(ALARM_EMAIL)) $(CDK_CONTEXT)
+# With MODEL_DATA_URL, the serving container (framework, version) comes from the artifact's own
+# manifest.json, read from S3 here, before synth (which makes no AWS calls). ARTIFACT_CONTEXT set
+# (e.g. "-c framework=pytorch -c framework_version=2.6") skips the read; CDK_CONTEXT comes last
+# and wins.
+ARTIFACT_CONTEXT ?=
+ARTIFACT_CONTEXT_CMD = $(if $(MODEL_DATA_URL),$(if $(ARTIFACT_CONTEXT),$(ARTIFACT_CONTEXT),$$($(BIN)/python -m model_export context $(MODEL_DATA_URL))))
 
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -99,7 +105,8 @@ local: install artifacts/$(MODEL)/model.tar.gz ## The main job: the stack on thi
 # --- the CDK app --------------------------------------------------------------------------------
 
 synth: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Synthesize the stack into cdk.out/ (STAGE, MODEL, MODEL_DATA_URL)
-	CDK_DEFAULT_REGION=$${CDK_DEFAULT_REGION:-$(REGION)} $(CDK) synth --quiet $(CDK_ARGS)
+	context="$(ARTIFACT_CONTEXT_CMD)" && \
+	CDK_DEFAULT_REGION=$${CDK_DEFAULT_REGION:-$(REGION)} $(CDK) synth --quiet $$context $(CDK_ARGS)
 	@echo "==> cdk.out/MlServing-$(STAGE)-$(MODEL).template.json"
 	$(BIN)/cfn-lint cdk.out/MlServing-$(STAGE)-$(MODEL).template.json
 
@@ -116,15 +123,25 @@ bootstrap: install ## Once per account and region: scoped execution policies + c
 # DOCTOR_ARGS="--profile <p>" checks with another profile (CI: the read-only CDK lookup role).
 DOCTOR_ARGS ?=
 doctor: $(STAMPS)/python ## Pre-deploy checks: credentials, CDK bootstrap, Lambda concurrency, SageMaker quota (STAGE, MODEL)
-	$(BIN)/python -m account_setup.doctor $(CDK_ARGS) $(DOCTOR_ARGS)
+	context="$(ARTIFACT_CONTEXT_CMD)" && \
+	$(BIN)/python -m account_setup.doctor $$context $(CDK_ARGS) $(DOCTOR_ARGS)
 
-# The doctor runs first (before the artifact is built); SKIP_DOCTOR=1 deploys without it.
+# Deploy never builds or trains: it ships artifacts/<model>/model.tar.gz as it is (CI downloads the
+# one its build job made and tested) or the artifact at MODEL_DATA_URL. The doctor runs first;
+# SKIP_DOCTOR=1 deploys without it.
 # --import-existing-resources: a log group prod retained with a fixed name (an endpoint's, from
 # before a destroy or an instance-type change) is adopted instead of failing with "already
 # exists" (CloudFormation imports named resources whose DeletionPolicy is Retain or
 # RetainExceptOnCreate; docs/teardown.md).
-deploy: install $(if $(SKIP_DOCTOR),,doctor) $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Deploy the stack (needs AWS credentials), outputs in cdk-outputs.json
-	$(CDK) deploy $(CDK_ARGS) --require-approval never --outputs-file cdk-outputs.json \
+deploy: install ## Deploy the stack (needs AWS credentials; runs make doctor first), outputs in cdk-outputs.json
+	@if [ -z "$(MODEL_DATA_URL)" ] && [ ! -f artifacts/$(MODEL)/model.tar.gz ]; then \
+	  echo "error: artifacts/$(MODEL)/model.tar.gz not found, and make deploy never builds or trains." >&2; \
+	  echo "Build it first (make artifacts MODEL=$(MODEL)), or deploy a training job's output:" >&2; \
+	  echo "  make deploy MODEL=$(MODEL) MODEL_DATA_URL=s3://<bucket>/training/jobs/<job>/output/model.tar.gz" >&2; \
+	  exit 2; fi
+	context="$(ARTIFACT_CONTEXT_CMD)" && \
+	$(if $(SKIP_DOCTOR),,$(BIN)/python -m account_setup.doctor $$context $(CDK_ARGS) $(DOCTOR_ARGS) && )\
+	$(CDK) deploy $$context $(CDK_ARGS) --require-approval never --outputs-file cdk-outputs.json \
 		--import-existing-resources
 
 destroy: install ## Tear the stack down (needs AWS credentials; no local artifact needed)

@@ -44,7 +44,9 @@ IMAGE_SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "image/png": (b"\x89PNG\r\n\x1a\n",),
     "image/jpeg": (b"\xff\xd8\xff",),
 }
-ACCEPTED_CONTENT_TYPES = (JSON_CONTENT_TYPE, *IMAGE_SIGNATURES)
+# One text for a text model, UTF-8: sent on as {"instances": ["<text>"]}, like {"text": ...}.
+TEXT_CONTENT_TYPE = "text/plain"
+ACCEPTED_CONTENT_TYPES = (JSON_CONTENT_TYPE, *IMAGE_SIGNATURES, TEXT_CONTENT_TYPE)
 INPUT_KEYS = ("instances", "inputs", "image", "images", "text", "texts")
 EXPECTED_SHAPES = (
     'a JSON object with exactly one of: {"instances": [...]}, {"inputs": ...}, '
@@ -454,6 +456,19 @@ def _json_invocation(data: bytes, config: Config) -> Invocation:
     return Invocation(body, config.endpoint_content_type, len(instances), key)
 
 
+def _text_invocation(data: bytes, config: Config) -> Invocation:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ApiError(400, "InvalidInput", "the text/plain body is not UTF-8 encoded") from err
+    if not text.strip():
+        raise ApiError(400, "InvalidInput", "the text/plain body is blank; send the text")
+    body = json.dumps({"instances": [text]}, separators=(",", ":")).encode("utf-8")
+    if len(body) > config.max_payload_bytes:
+        raise _too_large(len(body), config.max_payload_bytes)
+    return Invocation(body, config.endpoint_content_type, 1, "text")
+
+
 def build_invocation(request: Request, config: Config) -> Invocation:
     """Validate a POST /predict request and turn it into the endpoint's payload."""
     media_type, params = _media_type(request.headers.get("content-type"))
@@ -472,6 +487,8 @@ def build_invocation(request: Request, config: Config) -> Invocation:
     data = _body_bytes(request, config.max_payload_bytes)
     if media_type == JSON_CONTENT_TYPE:
         return _json_invocation(data, config)
+    if media_type == TEXT_CONTENT_TYPE:
+        return _text_invocation(data, config)
     if not data.startswith(IMAGE_SIGNATURES[media_type]):
         raise ApiError(
             400,

@@ -197,6 +197,29 @@ def model_server_workers(
     return workers
 
 
+def download_model_data(url: str, target: Path) -> Path:
+    """An existing S3 artifact (model_data_url), fetched with your AWS credentials as SageMaker
+    fetches it at endpoint creation. ``AWS_ENDPOINT_URL_S3`` points boto3 at a stand-in."""
+    import re
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    match = re.fullmatch(r"s3://([^/]+)/(.+)", url)
+    if not match:
+        raise LocalStageError(f"the Model's ModelDataUrl {url!r} is not an s3://bucket/key URI")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading the model artifact %s", url)
+    try:
+        boto3.client("s3").download_file(match.group(1), match.group(2), str(target))
+    except (ClientError, BotoCoreError) as exc:
+        raise LocalStageError(
+            f"cannot download the model artifact {url} ({exc}): the local stage fetches an "
+            "existing S3 artifact with your AWS credentials; or pass --model-data <model.tar.gz>"
+        ) from exc
+    return target
+
+
 def _model_server_children(
     args: argparse.Namespace, spec: Any, run_dir: Path
 ) -> tuple[list[Any], dict[str, Any]]:
@@ -211,7 +234,15 @@ def _model_server_children(
     routing: dict[str, Any] = {"variants": []}
     for variant in spec.endpoint.variants:
         model = variant.model
-        tarball = Path(args.model_data) if args.model_data else model.model_data_path
+        if args.model_data:
+            tarball = Path(args.model_data)
+        elif model.model_data_path is not None:
+            tarball = model.model_data_path
+        else:
+            assert model.model_data_url is not None
+            tarball = download_model_data(
+                model.model_data_url, run_dir / "downloads" / variant.name / "model.tar.gz"
+            )
         model_dir = unpack_artifact(tarball, run_dir / "model" / variant.name)
         count = args.instances or variant.initial_instance_count
         workers = model_server_workers(args, model.flavour, model.environment, count)
@@ -287,6 +318,44 @@ def _find_sample(model_name: str, project_root: Path) -> Path | None:
             for path in sorted(base.glob("*/*.png")) + sorted(base.glob("*/*.jpg")):
                 return path
     return None
+
+
+def _example_text(model_dir: Path) -> str | None:
+    """A text model's example text from its manifest; None for other models (or no manifest)."""
+    try:
+        manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("task") != "text-classification":
+        return None
+    instances = (manifest.get("example") or {}).get("body", {}).get("instances") or []
+    text = instances[0] if instances and isinstance(instances[0], str) else ""
+    return text or "the flight was great"
+
+
+def try_command(url: str, api_key: str, sample: Path | None, example_text: str | None) -> str:
+    """The curl line printed at start-up: one text (text/plain) for a text model, else an image."""
+    head = f"curl -sS -X POST {shlex.quote(url + '/predict')} -H {shlex.quote('x-api-key: ' + api_key)}"
+    if example_text is not None:
+        return f"{head} -H 'Content-Type: text/plain' --data-binary {shlex.quote(example_text)}"
+    example = sample or Path("digit.png")
+    ctype = "image/jpeg" if example.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+    return f"{head} -H 'Content-Type: {ctype}' --data-binary @{shlex.quote(str(example))}"
+
+
+async def _smoke_text_request(url: str, api_key: str, text: str) -> str:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        async with session.post(
+            f"{url}/predict",
+            data=text.encode("utf-8"),
+            headers={"x-api-key": api_key, "Content-Type": "text/plain; charset=utf-8"},
+        ) as resp:
+            body = await resp.text()
+            elapsed_ms = (time.perf_counter() - started) * 1000
+    return f"POST text/plain {text!r} -> {resp.status} in {elapsed_ms:.0f} ms: {body[:300]}"
 
 
 async def _smoke_request(url: str, api_key: str, sample: Path | None) -> str:
@@ -415,14 +484,13 @@ async def _run_up(args: argparse.Namespace) -> int:
             if args.sample
             else _find_sample(spec.stack_name.rsplit("-", 1)[-1], Path.cwd())
         )
+        text = _example_text(run_dir / "model" / spec.endpoint.variants[0].name)
         if not args.no_smoke:
-            print(await _smoke_request(url, api_key, sample), flush=True)
-        example = sample or Path("digit.png")
-        ctype = "image/jpeg" if example.suffix.lower() in (".jpg", ".jpeg") else "image/png"
-        curl = (
-            f"curl -sS -X POST {shlex.quote(url + '/predict')} -H {shlex.quote('x-api-key: ' + api_key)}"
-            f" -H 'Content-Type: {ctype}' --data-binary @{shlex.quote(str(example))}"
-        )
+            if text is not None and not args.sample:
+                print(await _smoke_text_request(url, api_key, text), flush=True)
+            else:
+                print(await _smoke_request(url, api_key, sample), flush=True)
+        curl = try_command(url, api_key, sample, text)
         print(
             "\n"
             f"  Local stage of {spec.stack_name} is up.\n"

@@ -52,7 +52,10 @@ class ModelSpec:
     image: str
     flavour: str
     environment: dict[str, str]
-    model_data_path: Path
+    # The cloud assembly's asset file, or None when the model is an existing S3 object
+    # (model_data_url), which the stage downloads at start-up as SageMaker does.
+    model_data_path: Path | None
+    model_data_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,15 @@ def _refs(value: Any) -> set[str]:
     return found
 
 
+def _is_asset(assets: dict[str, Any], rendered: str) -> bool:
+    for asset_hash, entry in assets.get("files", {}).items():
+        keys = {d.get("objectKey", "") for d in entry.get("destinations", {}).values()}
+        keys.add(asset_hash)
+        if any(k and k in rendered for k in keys):
+            return True
+    return False
+
+
 def _find_asset(app_dir: Path, assets: dict[str, Any], rendered: str, what: str) -> Path:
     """The cdk.out path of the file asset whose object key appears in ``rendered``."""
     for asset_hash, entry in assets.get("files", {}).items():
@@ -385,6 +397,15 @@ def _read_model(
     if url is None:
         raise LocalStageError(f"Model {logical_id} has no ModelDataUrl")
     rendered = json.dumps(url) if not isinstance(url, str) else url
+    if isinstance(url, str) and url.startswith("s3://") and not _is_asset(assets, url):
+        return ModelSpec(
+            logical_id=logical_id,
+            image=image,
+            flavour=flavour_from_image(image),
+            environment=env,
+            model_data_path=None,
+            model_data_url=url,
+        )
     path = _find_asset(app_dir, assets, rendered, f"Model {logical_id}'s ModelDataUrl")
     if not path.exists():
         raise LocalStageError(f"the model artifact asset {path} is missing: run `make synth` again")

@@ -189,6 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="PyTorch, with --model-dir: the build_model module. Default: the artifact's "
         "code/torch_models.py.",
     )
+    context_parser = sub.add_parser(
+        "context",
+        help="print the CDK context (-c framework=... ...) for an artifact already in S3",
+        description="Read manifest.json from inside an s3://.../model.tar.gz (a training job's "
+        "output) with your AWS credentials and print the CDK context that picks its serving "
+        "container; `make deploy MODEL_DATA_URL=...` runs this before `cdk deploy`.",
+    )
+    context_parser.add_argument("url", help="s3://<bucket>/<key>.tar.gz")
+    context_parser.add_argument(
+        "--smoke-case",
+        type=Path,
+        default=None,
+        help="also write a smoke case (.github/smoke/<model>.json's format) from the manifest's "
+        "example request to this file. Default: none.",
+    )
     return parser
 
 
@@ -246,6 +261,17 @@ def main(argv: list[str] | None = None) -> int:
                     atol=args.atol,
                 )
             )
+            return 0
+        if args.command == "context":
+            import json
+
+            from model_export.remote import cdk_context, read_manifest, smoke_case
+
+            manifest = read_manifest(args.url)
+            if args.smoke_case is not None:
+                case = smoke_case(manifest, args.url)
+                args.smoke_case.write_text(json.dumps(case, indent=2) + "\n", encoding="utf-8")
+            print(" ".join(cdk_context(manifest)))
             return 0
         from model_export.verify import verify
 

@@ -91,18 +91,32 @@ def write_keras_image_model_dir(
     class_names: Sequence[str] = ("parasitized", "uninfected"),
     seed: int = 0,
     legacy: bool = False,
+    training_layers: bool = False,
 ) -> Path:
     """A Keras image classifier: input ``image`` [S, S, 3] in [0, 255], output ``probabilities``.
 
     ``legacy=True`` also writes ``model.json`` + ``model.weights.h5`` (the older export path).
+    ``training_layers=True`` adds the layers that act only in training (seeded augmentation,
+    noise, dropout), as the training scripts' flags can.
     """
     import keras
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = inputs
+    if training_layers:
+        x = keras.layers.RandomFlip("horizontal_and_vertical", seed=seed)(x)
+        x = keras.layers.RandomRotation(0.2, seed=seed)(x)
+        x = keras.layers.RandomZoom(0.1, seed=seed)(x)
+        x = keras.layers.RandomContrast(0.2, seed=seed)(x)
+        x = keras.layers.GaussianNoise(0.5, seed=seed)(x)
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(x)
     x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    if training_layers:
+        x = keras.layers.SpatialDropout2D(0.3, seed=seed)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
+    if training_layers:
+        x = keras.layers.Dropout(0.5, seed=seed)(x)
     outputs = keras.layers.Dense(len(class_names), activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs)
     model_dir.mkdir(parents=True, exist_ok=True)

@@ -115,50 +115,72 @@ def _image_size(model, config: dict[str, Any]) -> int:
 
 
 def build_serving_module(model, task: str, class_names: list[str], image_size: int | None):
-    """A ``tf.Module`` tracking the model, with the serving signatures as its functions."""
+    """A ``tf.Module`` with the serving signatures, tracking the state they use.
+
+    The module tracks the model's variables and lookup tables (``TextVectorization``), in the
+    model's own order (so the SavedModel bytes do not depend on the process), and not the Keras
+    model object itself: saving the model object would also save its own default signature,
+    which calls the model in training mode. That trace captures the random state of augmentation
+    layers (``RandomFlip`` ...) and fails the save. The signatures call the model with
+    ``training=False``, so augmentation, dropout and noise layers are identity in them.
+    """
     import tensorflow as tf
 
-    class Serving(tf.Module):
-        def __init__(self) -> None:
-            super().__init__(name="serving")
-            self.model = model
-            self.class_names = tf.constant(class_names)
+    labels = tf.constant(class_names)
 
-        def _answer(self, inputs):
-            probabilities = tf.cast(self.model(inputs, training=False), tf.float32)
-            label = tf.gather(self.class_names, tf.argmax(probabilities, axis=-1))
-            return {"probabilities": probabilities, "label": label}
+    def answer(inputs):
+        probabilities = tf.cast(model(inputs, training=False), tf.float32)
+        label = tf.gather(labels, tf.argmax(probabilities, axis=-1))
+        return {"probabilities": probabilities, "label": label}
 
-    module = Serving()
+    signatures: dict[str, Any] = {}
     if task == "text-classification":
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def text_signature(text):
-            return module._answer(text)
+            return answer(text)
 
-        module.serving_default = text_signature
-        return module, {"serving_default": text_signature}
+        signatures["serving_default"] = text_signature
+    else:
+        size = image_size
 
-    size = image_size
+        def decode(data):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            return tf.image.resize(tf.cast(image, tf.float32), [size, size], method="bilinear")
 
-    def decode(data):
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        return tf.image.resize(tf.cast(image, tf.float32), [size, size], method="bilinear")
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def bytes_signature(image_bytes):
+            pixels = tf.map_fn(
+                decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)
+            )
+            return answer(pixels)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    def bytes_signature(image_bytes):
-        pixels = tf.map_fn(
-            decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="image")]
         )
-        return module._answer(pixels)
+        def pixels_signature(image):
+            return answer(image)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="image")])
-    def pixels_signature(image):
-        return module._answer(image)
+        signatures["serving_default"] = bytes_signature
+        signatures["pixels"] = pixels_signature
+    module = tf.Module(name="serving")
+    module.model_variables = [v.value for v in model.variables]
+    module.lookup_tables = _lookup_tables(model)
+    for name, function in signatures.items():
+        setattr(module, name, function)
+    return module, signatures
 
-    module.serving_default = bytes_signature
-    module.pixels = pixels_signature
-    return module, {"serving_default": bytes_signature, "pixels": pixels_signature}
+
+def _lookup_tables(model) -> list:
+    """The TF resources (lookup tables) the model's layers hold, in layer order."""
+    from tensorflow.saved_model.experimental import TrackableResource
+
+    found: list = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for value in vars(layer).values():
+            if isinstance(value, TrackableResource) and not any(value is f for f in found):
+                found.append(value)
+    return found
 
 
 def signature_specs(signatures: dict[str, Any], side: str) -> dict[str, Any]:

@@ -198,7 +198,9 @@ def probes() -> list[tuple[str, str, str, dict[str, str], bytes, set[int]]]:
             {400},
         ),
         ("no Content-Type", "POST", "/predict", {}, b'{"text": "x"}', {200, 400, 415}),
-        ("text/plain", "POST", "/predict", {"Content-Type": "text/plain"}, b"hello", {415}),
+        ("text/html", "POST", "/predict", {"Content-Type": "text/html"}, b"<p>hi</p>", {415}),
+        # One text for a text model; the digits image model rejects it.
+        ("text/plain", "POST", "/predict", {"Content-Type": "text/plain"}, b"hello", {400}),
         (
             "latin-1 charset",
             "POST",

@@ -227,14 +227,16 @@ def _validate_artifact(cfg: ServingConfig) -> None:
             "framework",
             cfg.framework != "auto",
             cfg.framework,
-            "must name the framework (pytorch or tensorflow) when model_data_url is set, "
-            "since there is no local manifest to read it from",
+            "must name the framework (pytorch or tensorflow) when model_data_url is set: synth "
+            "reads no S3 object. `make deploy MODEL_DATA_URL=...` reads it from the artifact's "
+            "manifest first; with the CDK CLI, add $(python -m model_export context <url>)",
         )
         _check(
             "framework_version",
             cfg.framework_version != "auto",
             cfg.framework_version,
-            "must name the serving container version (e.g. 2.6) when model_data_url is set",
+            "must name the serving container version (e.g. 2.6) when model_data_url is set; "
+            "`python -m model_export context <url>` reads it from the artifact's manifest",
         )
     if cfg.model_data_prefix:
         _check(

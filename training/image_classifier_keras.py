@@ -153,6 +153,7 @@ def image_dataset(
 
 def main(args: argparse.Namespace) -> int:
     env.require_one_host_unless_distributed("image_classifier_keras.py", distributed=False)
+    keras_loop.use_gpus(args.gpu_count)
     keras_loop.seed_everything(args.seed)
     channels = env.resolve_channels(
         args.data, {"train": args.train, "valid": args.valid, "test": args.test}

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch_models
-from common import cli, env, images, pretrained
+from common import cli, env, images, pretrained, serving
 from common.checkpoint import (
     Checkpoint,
     CheckpointManager,
@@ -112,6 +112,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.pretrained = pretrained.resolve(args.pretrained_weights)
     except env.UsageError as exc:
         parser.error(str(exc))
+    if args.gpu_count is not None:
+        wanted = "cpu" if args.gpu_count == 0 else "cuda"
+        if args.device not in ("auto", wanted):
+            parser.error(f"--gpu-count {args.gpu_count} contradicts --device {args.device}")
+        args.device = wanted
     args.freeze_backbone = (
         args.pretrained.path is not None if args.freeze_backbone is None else args.freeze_backbone
     )
@@ -802,6 +807,13 @@ def write_outputs(
         torch.save({k: v.to("cpu") for k, v in best_state.items()}, folder / "model.pth")
         (folder / "model_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        if args.export:
+            serving.publish(
+                folder,
+                framework="pytorch",
+                name=args.serving_name,
+                arch_module=Path(torch_models.__file__),
+            )
 
     publish_model_dir(args.model_dir, fill, in_place=env.in_sagemaker())
     out = args.output_dir

@@ -126,6 +126,7 @@ def text_dataset(texts: list[str], labels: list[int], batch_size: int) -> tf.dat
 
 def main(args: argparse.Namespace) -> int:
     env.require_one_host_unless_distributed("sentiment_lstm_keras.py", distributed=False)
+    keras_loop.use_gpus(args.gpu_count)
     keras_loop.seed_everything(args.seed)
     channels = env.resolve_channels(
         args.data, {"train": args.train, "valid": args.valid, "test": args.test}

@@ -107,9 +107,9 @@ def test_client_errors(stage, http):
     )
     wrong_type = http.post(
         stage.url + "/predict",
-        data="hello",
+        data="<p>hello</p>",
         timeout=TIMEOUT_S,
-        headers={**key, "Content-Type": "text/plain"},
+        headers={**key, "Content-Type": "text/html"},
     )
     no_key = http.post(
         stage.url + "/predict",

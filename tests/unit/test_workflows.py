@@ -382,7 +382,10 @@ def test_deploy_smoke_tests_the_live_api_with_the_key_from_the_lookup_role(workf
     # The key is masked before anything could print it, and never passed as a flag.
     assert script.index("::add-mask::") < script.index("smoke_test.py")
     assert "SMOKE_API_KEY=" in script and "--api-key" in script  # aws CLI's --api-key is the id
-    assert '--case ".github/smoke/${MODEL}.json"' in script
+    assert 'case=".github/smoke/${MODEL}.json"' in script and '--case "$case"' in script
+    # A model without a case file (an S3 artifact) is checked against its manifest's example.
+    assert 'case="$RUNNER_TEMP/manifest-smoke.json"' in script
+    assert '--smoke-case "$RUNNER_TEMP/manifest-smoke.json"' in step_by_id(job, "artifact")["run"]
 
 
 def test_deploy_runs_make_doctor_through_the_lookup_role_before_deploying(workflows):
@@ -536,3 +539,23 @@ def test_train_publishes_only_an_s3_artifact_uri(workflows, tmp_path, last_line,
         uri = last_line.removeprefix("model_data=")
         assert outputs_of(tmp_path)["model_data_url"] == uri
         assert (workdir / "publish" / "model-data-url.txt").read_text().strip() == uri
+
+
+def test_a_stage_deploy_never_builds_and_reads_an_s3_artifacts_container_from_its_manifest(
+    workflows,
+):
+    (job,) = workflows["deploy-stage"]["jobs"].values()
+    scripts = "\n".join(step.get("run", "") for step in job["steps"])
+    # The stage deploys what it was given: `make deploy` never trains (tests/unit/
+    # test_makefile_deploy.py), and nothing else here builds a model.
+    assert "make artifacts" not in scripts and "training" not in scripts
+    read = step_by_id(job, "artifact")
+    assert read["if"] == "inputs.model_data_url != ''"
+    assert "cdk_role_profiles.sh lookup" in read["run"]
+    assert (
+        'AWS_PROFILE=cdk-lookup .venv/bin/python -m model_export context "$MODEL_DATA_URL"'
+        in (read["run"])
+    )
+    (deploy,) = [s for s in job["steps"] if s.get("name") == "Deploy"]
+    assert deploy["env"]["ARTIFACT_CONTEXT"] == "${{ steps.artifact.outputs.context }}"
+    assert 'ARTIFACT_CONTEXT="$ARTIFACT_CONTEXT"' in deploy["run"]

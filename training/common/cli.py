@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +97,16 @@ def path(value: str) -> Path:
     return Path(_unquote(value)).expanduser()
 
 
-def add(parser: argparse._ActionsContainer, name: str, **kwargs: Any) -> None:
-    """Add ``--some-flag`` together with its SageMaker-style spelling ``--some_flag``."""
-    names = [name]
-    if "-" in name[2:]:
-        names.append("--" + name[2:].replace("-", "_"))
+def add(
+    parser: argparse._ActionsContainer, name: str, *, aliases: Sequence[str] = (), **kwargs: Any
+) -> None:
+    """Add ``--some-flag`` together with its SageMaker-style spelling ``--some_flag`` (and each
+    alias, e.g. another project's name for the same flag, in both spellings)."""
+    names: list[str] = []
+    for flag in (name, *aliases):
+        names.append(flag)
+        if "-" in flag[2:]:
+            names.append("--" + flag[2:].replace("-", "_"))
     if kwargs.get("type") in (boolean, auto_boolean) and "nargs" not in kwargs:
         # `--flag` alone means true; `--flag false` (SageMaker's form) also works.
         kwargs.setdefault("nargs", "?")
@@ -160,14 +165,47 @@ def add_common_arguments(parser: argparse.ArgumentParser, stem: str, defaults: d
         default=defaults["batch_size"],
         help="samples per step (per process under torchrun)",
     )
-    add(train, "--lr", type=positive_float, default=defaults["lr"], help="peak learning rate")
+    add(
+        train,
+        "--lr",
+        aliases=("--learning-rate",),
+        type=positive_float,
+        default=defaults["lr"],
+        help="peak learning rate",
+    )
     add(train, "--seed", type=non_negative_int, default=42, help="random seed (reproducible runs)")
+    add(
+        train,
+        "--gpu-count",
+        type=non_negative_int,
+        default=None,
+        help="0 trains on the CPU, 1 or more on the GPU (one per process: torchrun starts a "
+        "process per GPU); None: a GPU when there is one",
+    )
     add(
         train,
         "--smoke",
         type=boolean,
         default=False,
         help="tiny fast run for CI: 1 epoch of a few steps on a few samples",
+    )
+
+    serving = parser.add_argument_group("serving artifact")
+    add(
+        serving,
+        "--export",
+        type=boolean,
+        default=True,
+        help="write the serving layout (python -m model_export's, verified) into --model-dir at "
+        "the end, so a SageMaker job's model.tar.gz deploys as it is",
+    )
+    add(
+        serving,
+        "--serving-name",
+        type=text,
+        default="model",
+        help="the model's name in the serving layout (TF Serving's model name); the launcher "
+        "passes the model's name",
     )
 
     spot = parser.add_argument_group("checkpoints (spot-safe)")

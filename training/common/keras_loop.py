@@ -24,7 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from common import env
+from common import env, serving
 from common.checkpoint import (
     Checkpoint,
     CheckpointManager,
@@ -40,6 +40,14 @@ from common.timing import TimeBreakdown, write_summary
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
+
+
+def use_gpus(gpu_count: int | None) -> None:
+    """``--gpu-count``: 0 hides the GPUs from TensorFlow (before anything initialises them)."""
+    if gpu_count == 0:
+        tf.config.set_visible_devices([], "GPU")
+    elif gpu_count is not None and gpu_count > 1:
+        log.warning("--gpu-count %d: the Keras scripts train on one GPU", gpu_count)
 
 
 def seed_everything(seed: int) -> None:
@@ -354,6 +362,8 @@ def _write_outputs(run: KerasRun, model: keras.Model, metrics: dict[str, Any], l
             json.dumps(run.model_config, indent=2), encoding="utf-8"
         )
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        if args.export:
+            serving.publish(folder, framework="tensorflow", name=args.serving_name)
 
     publish_model_dir(args.model_dir, fill, in_place=env.in_sagemaker())
     out = args.output_dir

@@ -398,7 +398,7 @@ def build_train_plan(args: argparse.Namespace, *, tuning: bool = False) -> Train
             )
     elif args.max_wait_s is not None:
         raise LaunchError("--max-wait-s only applies to spot jobs: add --spot or drop it")
-    hyperparameters: dict[str, str | int | float] = dict(model.hyperparameters)
+    hyperparameters: dict[str, str | int | float] = model.job_hyperparameters
     hyperparameters.update({k: _scalar(v) for k, v in parse_key_values(args.hp, "--hp").items()})
     channels = _channels(args, model, target.bucket)
     weights = None

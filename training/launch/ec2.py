@@ -144,7 +144,7 @@ def script_command(
         else ["--data", str(data_dir)]
     )
     hp_args = [
-        arg for key, value in model.hyperparameters.items() for arg in (f"--{key}", str(value))
+        arg for key, value in model.job_hyperparameters.items() for arg in (f"--{key}", str(value))
     ]
     return [
         sys.executable,

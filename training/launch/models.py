@@ -62,6 +62,12 @@ class ModelSpec:
     backbone_hyperparameter: str | None = None
     backbone_default: str | None = None
 
+    @property
+    def job_hyperparameters(self) -> dict[str, str | int | float]:
+        """What every job of this model gets: its defaults, and its name for the serving layout
+        the script writes into the model dir (TF Serving's model name)."""
+        return {"serving-name": self.name, **self.hyperparameters}
+
 
 _TORCH = {"framework": "pytorch", "framework_version": "2.10", "py_version": "py313"}
 _TF = {"framework": "tensorflow", "framework_version": "2.21", "py_version": "py312"}

@@ -1,5 +1,10 @@
 """The training/ folder as a reproducible ``sourcedir.tar.gz``, named by its content hash.
 
+The bundle's root is training/ (the entry scripts import ``common`` from beside them), plus the
+``model_export`` package and the ``local_stage`` handlers it verifies with: a job ends by writing
+the serving layout into its model dir (training/common/serving.py), so the ``model.tar.gz`` it
+uploads is what the endpoint loads.
+
 The launcher uploads the code itself (instead of letting the SDK stage a local ``source_dir``) so
 that: a dry run can print the exact S3 URI a real run uses (same bytes, same hash, no upload);
 repeated launches of unchanged code upload nothing; and the code lands under the read-only input
@@ -17,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TRAINING_DIR = Path(__file__).resolve().parents[1]
+REPO_ROOT = TRAINING_DIR.parent
+# Packages the job imports from the bundle's root, beside the entry scripts.
+PACKAGES = ("model_export", "local_stage")
 # The launcher itself and local leftovers never go into the job.
 _EXCLUDED_DIRS = {"launch", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", "runs", "data"}
 _EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
@@ -43,12 +51,21 @@ def _files(root: Path) -> list[Path]:
     return files
 
 
+def bundle_members(root: Path = TRAINING_DIR) -> list[tuple[str, Path]]:
+    """``(name in the bundle, file)`` pairs: ``root``'s files, then each package under its name."""
+    members = [(path.relative_to(root).as_posix(), path) for path in _files(root)]
+    for package in PACKAGES:
+        folder = REPO_ROOT / package
+        members += [(f"{package}/{p.relative_to(folder).as_posix()}", p) for p in _files(folder)]
+    return members
+
+
 def build_bundle(root: Path = TRAINING_DIR) -> SourceBundle:
     """Tar + gzip ``root`` with fixed metadata (mtime 0, owner root): equal code, equal bytes."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in _files(root):
-            info = tarfile.TarInfo(path.relative_to(root).as_posix())
+        for name, path in bundle_members(root):
+            info = tarfile.TarInfo(name)
             content = path.read_bytes()
             info.size = len(content)
             info.mode = 0o755 if path.stat().st_mode & 0o111 else 0o644

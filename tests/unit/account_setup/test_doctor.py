@@ -436,7 +436,10 @@ def test_a_new_account_cannot_hold_prods_provisioned_concurrency(aws: Aws):
     finding = only(report, "Lambda concurrency")
     assert finding.status == "fail" and report.failed
     # 400 for the stage + the 10 Lambda keeps unreserved (the whole limit, here)
-    assert "reserved concurrency 400 needs 410 unreserved" in finding.summary and "account limit 10" in finding.summary
+    assert (
+        "reserved concurrency 400 needs 410 unreserved" in finding.summary
+        and "account limit 10" in finding.summary
+    )
     assert (
         "aws service-quotas request-service-quota-increase --service-code lambda "
         "--quota-code L-B99A9384 --desired-value 1000 --region eu-west-1"

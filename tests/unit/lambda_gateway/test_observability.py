@@ -55,7 +55,7 @@ def test_latency_metrics_in_embedded_metric_format(gw, capsys) -> None:
 
 def test_errors_are_counted_by_code(gw, capsys) -> None:
     gw.handle(make_event("{broken"))
-    gw.handle(make_event("x", "text/plain"))
+    gw.handle(make_event("x", "text/html"))
     blobs = emf_blobs(capsys.readouterr().out)
     by_code = [b for b in blobs if "ErrorsByCode" in metric_names(b)]
     assert [b["ErrorCode"] for b in by_code] == ["InvalidJson", "UnsupportedMediaType"]

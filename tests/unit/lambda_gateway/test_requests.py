@@ -54,6 +54,33 @@ def test_http_v2_texts_sample_becomes_instances(gw) -> None:
     assert json.loads(response["body"])["predictions"] == ["pos", "neg"]
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "text/plain; charset=utf-8"])
+def test_text_plain_is_one_text_instance_as_the_openapi_document_says(gw, content_type) -> None:
+    # Given a text model's client sending one text as text/plain (model_export/README.md)
+    text = "@airline the crew was great, 10/10 ✈"
+    gw.expect_invoke(sent({"instances": [text]}), response_body='{"predictions": ["positive"]}')
+
+    # When the API gets it
+    response = gw.handle(make_event(text, content_type))
+
+    # Then the endpoint got {"instances": [text]}, as for {"text": ...}
+    assert response["statusCode"] == 200
+    gw.stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("body", "is_base64", "message"),
+    [
+        ("   ", False, "blank"),
+        (base64.b64encode(b"caf\xe9").decode(), True, "not UTF-8"),
+    ],
+)
+def test_bad_text_plain_bodies_are_400(gw, body, is_base64, message) -> None:
+    response = gw.handle(make_event(body, "text/plain", is_base64=is_base64))
+    assert response["statusCode"] == 400
+    assert message in error_of(response)["message"]
+
+
 def test_http_v2_image_json_sample_becomes_b64_instance(gw) -> None:
     ev = load_event("apigw_http_v2_predict_image_json.json")
     image = json.loads(ev["body"])["image"]
@@ -241,7 +268,7 @@ def test_empty_body_is_400(gw) -> None:
     "content_type",
     [
         None,
-        "text/plain",
+        "text/html",
         "application/x-www-form-urlencoded",
         "image/gif",
         "application/json; charset=latin-1",

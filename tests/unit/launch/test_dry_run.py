@@ -100,6 +100,7 @@ def test_spot_multi_instance_training_request(spot_multi_instance: dict) -> None
         checkpoint["S3Uri"],
     )
     assert request["HyperParameters"] == {
+        "serving-name": "digits",  # the model's name in the serving layout the job writes
         "arch": "small_cnn",
         "epochs": "3",  # --hp overrides the model default (10)
         "batch-size": "64",

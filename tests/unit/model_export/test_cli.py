@@ -19,7 +19,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def test_every_option_states_its_default_or_that_it_is_required():
     parser = build_parser()
     commands = _subparsers(parser)
-    assert sorted(commands) == ["keras", "pytorch", "verify"]
+    assert sorted(commands) == ["context", "keras", "pytorch", "verify"]
     for name, sub in [("", parser), *commands.items()]:
         for action in sub._actions:
             if not action.option_strings or action.help == argparse.SUPPRESS:

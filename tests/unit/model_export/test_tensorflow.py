@@ -15,8 +15,10 @@ from PIL import Image
 from model_export import manifest as manifest_lib
 from model_export.containers import TFServingContainer, find_saved_models, load
 from model_export.errors import ExportError
+from model_export.fixtures import write_keras_image_model_dir
 from model_export.keras_export import export_keras
 from model_export.tarball import safe_extract
+from model_export.verify import verify
 
 ATOL = 1e-5
 
@@ -80,6 +82,34 @@ def test_layout_manifest_and_signatures(keras_image_artifact):
     default = loaded.signatures["serving_default"]
     assert list(default.structured_input_signature[1]) == ["image_bytes"]
     assert sorted(default.structured_outputs) == ["label", "probabilities"]
+
+
+def test_training_only_layers_export_and_serve_in_inference_mode(tmp_path):
+    # Given a model with seeded augmentation, noise and dropout layers (as the scripts' default
+    # flags produce), whose own SavedModel trace captures their random state
+    import keras
+
+    model_dir = write_keras_image_model_dir(tmp_path / "model", training_layers=True)
+    model = keras.saving.load_model(model_dir / "model.keras")
+    assert any("seed_generator_state" in v.path for v in model.variables)
+
+    # When it is exported
+    result = export_keras(model_dir, name="augmented", out_dir=tmp_path / "out", atol=ATOL)
+
+    # Then the signatures answer as the model in inference mode, the same every time
+    unpacked = tmp_path / "unpacked"
+    safe_extract(result.tarball, unpacked)
+    served = load(unpacked)
+    pixels = np.stack([_png(seed)[1] for seed in (1, 2, 3)])
+    want = np.asarray(model(pixels, training=False))
+    for _ in range(2):
+        status, answer = served.rest_predict(
+            {"signature_name": "pixels", "instances": pixels.tolist()}
+        )
+        assert status == 200, answer
+        got = np.asarray([row["probabilities"] for row in answer["predictions"]])
+        np.testing.assert_allclose(got, want, atol=ATOL)
+    assert verify(result.tarball, None, model_dir).ok
 
 
 def test_rest_predict_row_and_columnar_formats(image_container, keras_image):
