@@ -267,11 +267,21 @@ def make_adapter(backend_url: str, timeout_s: float) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
+# HAProxy's stats and Prometheus listeners default to fixed ports (8404, 9101) on all addresses:
+# one container per host on SageMaker, but several instances (and test runs) share this machine.
+HAPROXY_PORT_VARS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+
+
 def prepare_environment(model_dir: Path, env: dict[str, str]) -> dict[str, str]:
     """The process environment the container gives Ray (read before Ray starts)."""
+    from local_stage.cli import free_port
+
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     fd_limit = hard if hard != resource.RLIM_INFINITY else 1 << 20
     updates = ingress_env(env, fd_limit)
+    for name in HAPROXY_PORT_VARS:
+        if not env.get(name):
+            updates[name] = str(free_port())
     code = model_dir / "code"
     path = env.get("PYTHONPATH", "")
     updates["PYTHONPATH"] = os.pathsep.join(p for p in (str(model_dir), str(code), path) if p)
