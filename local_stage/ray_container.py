@@ -521,3 +521,34 @@ def kill_group(pgid: int) -> None:
 
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def descendants(root: int) -> dict[int, str]:
+    """``{pid: command line}`` of every process below ``root`` (Ray's processes, HAProxy)."""
+    parent: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parent[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        names[pid] = cmd.strip() or stat.split("(", 1)[1].split(")", 1)[0]
+    found: set[int] = set()
+    frontier = [root]
+    while frontier:
+        current = frontier.pop()
+        for pid, ppid in parent.items():
+            if ppid == current and pid not in found:
+                found.add(pid)
+                frontier.append(pid)
+    return {pid: names[pid] for pid in found if pid in names}
+
+
+def replica_pids(root: int) -> list[int]:
+    """The Serve replicas (``ray::ServeReplica:...``) of the container whose process is ``root``."""
+    return sorted(pid for pid, cmd in descendants(root).items() if "ServeReplica" in cmd)

@@ -210,7 +210,7 @@ def lambda_handler(event, context):
             "body": resp["Body"].read().decode(), "isBase64Encoded": False}
 '''
 
-PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
+PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/ray:serve-ml-sagemaker-cpu-v1.4"
 TF_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-inference:2.19.0-cpu"
 
 

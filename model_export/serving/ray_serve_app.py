@@ -427,10 +427,11 @@ class SageMakerHandlers:
         model_dir = os.environ.get("SM_MODEL_DIR", DEFAULT_MODEL_DIR)
         self.handlers = Handlers(model_dir)
         # One model thread: predict_fn runs off the event loop, so requests keep being decoded
-        # while a batch runs, and batches never overlap on the model. input_fn/output_fn run in
-        # a small pool of their own: a slow or blocking handler must not freeze the replica's
-        # event loop (and with it Serve's health checks and every other request).
+        # while a batch runs, and batches never overlap on the model.
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="predict_fn")
+        # input_fn/output_fn run in a pool of their own: a slow or blocking handler must not hold
+        # up the replica's event loop (its other requests, Serve's health checks). Running cheap
+        # steps inline instead gained about 10% requests/s on the digits model, within noise.
         self._io_threads = ThreadPoolExecutor(4, thread_name_prefix="input_output_fn")
         self._batch_wait_s = 0.0
         self._in_flight = 0
@@ -451,25 +452,24 @@ class SageMakerHandlers:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._model_thread, self.handlers.run_batch, items)
 
+    async def _step(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._io_threads, fn, *args)
+
     async def __call__(self, request: Request) -> Response:
         self._in_flight += 1
         try:
             body = await request.body()
             content_type = request.headers.get("content-type")
             accept = request.headers.get("accept")
-            loop = asyncio.get_running_loop()
             try:
-                item = await loop.run_in_executor(
-                    self._io_threads, self.handlers.prepare, body, content_type, accept
-                )
+                item = await self._step(self.handlers.prepare, body, content_type, accept)
                 # Hold a request for the batch window only when others are in flight here: a
                 # lone request would otherwise wait out the window for batch-mates that never come.
                 alone = self._in_flight == 1
                 self._predict_batch.set_batch_wait_timeout_s(0.0 if alone else self._batch_wait_s)
                 result = await self._predict_batch(item)
-                out, response_type = await loop.run_in_executor(
-                    self._io_threads, self.handlers.finish, item, result, accept
-                )
+                out, response_type = await self._step(self.handlers.finish, item, result, accept)
             except Exception as exc:
                 status = error_status(exc)
                 if status >= 500:

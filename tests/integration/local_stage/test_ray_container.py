@@ -128,7 +128,7 @@ def test_a_model_slower_than_the_backend_timeout_is_a_504_from_the_adapter(ray):
     assert slow.status_code == 504
     assert slow.json() == {"error": "Request timeout"}
     assert 1.9 < elapsed < 3.4
-    # The replica was not frozen meanwhile: the next request answers.
+    # The replica kept serving meanwhile (input_fn runs off its event loop).
     assert invoke(ray, {"instances": [[1, 2, 3, 4]]}).status_code == 200
 
 
