@@ -155,7 +155,7 @@ def main() -> int:
                         sys.executable,
                         "-c",
                         (
-                            "import sys; sys.path[:0] = sys.argv[1:3]; import local_throughput as lt;"
+                            "import sys; sys.path[:0] = sys.argv[1:3]; import serving_common as lt;"
                             f"lt.throughput({ray.url + '/invocations'!r}, open(sys.argv[3], 'rb').read(),"
                             f" {HEADERS!r}, {args.clients}, {args.seconds + 4})"
                         ),

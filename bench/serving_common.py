@@ -174,7 +174,7 @@ def percentiles_ms(latencies_s: list[float]) -> dict[str, float]:
 async def load(
     url: str, body: bytes, headers: dict[str, str], clients: int, seconds: float
 ) -> dict[str, float]:
-    """The in-process aiohttp load generator (the fallback without wrk; local_profile.py's)."""
+    """The in-process aiohttp load generator (the fallback without wrk)."""
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
