@@ -100,7 +100,7 @@ def test_requirements_the_image_cannot_meet_offline_are_errors(torch_artifact, t
         (root / "code" / "requirements.txt").write_text("numpy==2.5.2\njsonschema==4.26.0\n")
 
     report = verify(_repack(torch_artifact[1], tmp_path, edit))
-    problems = [e for e in report.errors if "requirements.txt" in e]
+    problems = [e for e in report.errors if "requirements.txt asks for" in e]
     assert len(problems) == 1 and "'jsonschema==4.26.0' (not in the image)" in problems[0]
     assert "network isolation" in problems[0]
 
