@@ -76,7 +76,16 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--timeout-s", type=float, default=300)
     args = p.parse_args()
-    image_path = args.image or next(iter(sorted(Path("data/digits/test/7").glob("*.png"))))
+    template = Path(args.app_dir) / f"{args.stack}.template.json"
+    if not template.is_file():
+        # `make bench` runs every script; this one needs a synthesized stack.
+        print(f"skipped: {template} not found; run `make synth` (or `make local`) first")
+        return 0
+    pngs = sorted(Path("data/digits/test/7").glob("*.png"))
+    if args.image is None and not pngs:
+        print("skipped: no data/digits/test/7/*.png; run `make artifacts` first, or pass --image")
+        return 0
+    image_path = args.image or pngs[0]
     image = image_path.read_bytes()
     times = [
         first_answer_s(args.app_dir, args.stack, image, args.timeout_s) for _ in range(args.runs)
