@@ -121,7 +121,7 @@ def check_requirements(model_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def start_serve(model_dir: Path, http_port: int, num_cpus: int | None) -> None:
+def start_serve(model_dir: Path, http_port: int, num_cpus: int | None, temp_dir: str) -> None:
     """Start a private Ray head + Serve on ``http_port`` and deploy the model's application."""
     import ray
     import yaml
@@ -146,8 +146,6 @@ def start_serve(model_dir: Path, http_port: int, num_cpus: int | None) -> None:
             f"no Ray Serve application in {model_dir}: provide config.yaml there (what "
             "`python -m model_export pytorch` writes) or SM_RAYSERVE_APP=module:app"
         )
-    # A short temp dir: Ray's unix sockets live under it and must stay under 107 characters.
-    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     ray.init(
         address="local",
         namespace="serve",
@@ -270,6 +268,49 @@ def make_adapter(backend_url: str, timeout_s: float) -> Any:
 # HAProxy's stats and Prometheus listeners default to fixed ports (8404, 9101) on all addresses:
 # one container per host on SageMaker, but several instances (and test runs) share this machine.
 HAPROXY_PORT_VARS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+# Replicas take HTTP (and gRPC) ports for HAProxy's direct ingress from one fixed range per host
+# (30000-31000, 40000-41000). Each Serve controller hands out ports from its own view of that range,
+# so two clusters on one machine can route to each other's replicas; each container gets ranges
+# of its own, below Linux's ephemeral ports (32768+), where free_port() picks.
+DIRECT_INGRESS_BLOCK = 40
+DIRECT_INGRESS_LOW, DIRECT_INGRESS_HIGH = 10000, 32000
+
+
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def direct_ingress_ranges() -> dict[str, str]:
+    """Two blocks of free ports (HTTP, gRPC) for this container's replicas, picked at random."""
+    import secrets
+
+    picked: list[int] = []
+    for _ in range(500):
+        blocks = (DIRECT_INGRESS_HIGH - DIRECT_INGRESS_LOW) // DIRECT_INGRESS_BLOCK
+        base = DIRECT_INGRESS_LOW + DIRECT_INGRESS_BLOCK * secrets.randbelow(blocks)
+        if base in picked:
+            continue
+        if all(_bindable(port) for port in range(base, base + 4)):
+            picked.append(base)
+            if len(picked) == 2:
+                break
+    if len(picked) < 2:
+        raise LocalStageError("no free port range for Ray Serve's replicas on this machine")
+    (http, grpc) = picked
+    last = DIRECT_INGRESS_BLOCK - 1
+    return {
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(http),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(http + last),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(grpc),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(grpc + last),
+    }
 
 
 def prepare_environment(model_dir: Path, env: dict[str, str]) -> dict[str, str]:
@@ -282,6 +323,8 @@ def prepare_environment(model_dir: Path, env: dict[str, str]) -> dict[str, str]:
     for name in HAPROXY_PORT_VARS:
         if not env.get(name):
             updates[name] = str(free_port())
+    if not env.get("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"):
+        updates.update(direct_ingress_ranges())
     code = model_dir / "code"
     path = env.get("PYTHONPATH", "")
     updates["PYTHONPATH"] = os.pathsep.join(p for p in (str(model_dir), str(code), path) if p)
@@ -331,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from local_stage.cli import free_port, serve_app
 
     model_dir = args.model_dir.resolve()
+    # A short temp dir: Ray's unix sockets live under it and must stay under 107 characters.
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     try:
         if not model_dir.is_dir():
             raise LocalStageError(f"--model-dir {model_dir} is not a directory")
@@ -339,10 +384,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_s = backend_timeout_s(os.environ)
         serve_port = args.serve_port or free_port()
         started = time.perf_counter()
-        start_serve(model_dir, serve_port, args.num_cpus)
+        start_serve(model_dir, serve_port, args.num_cpus, temp_dir)
         wait_running(args.start_timeout_s)
     except LocalStageError as exc:
         log.error("%s", exc)
+        _shutdown(temp_dir)
         return 2
     log.info(
         "Ray Serve application RUNNING on :%d after %.1f s",
@@ -364,12 +410,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     finally:
-        import ray
-
-        # The cluster is private to this process: stopping it ends the replicas too. (Serve's own
-        # graceful shutdown waits on the replicas and can hang a stopping local stage.)
-        ray.shutdown()
+        _shutdown(temp_dir)
     return 0
+
+
+def _shutdown(temp_dir: str) -> None:
+    import shutil
+
+    import ray
+
+    # The cluster is private to this process: stopping it ends the replicas too. (Serve's own
+    # graceful shutdown waits on the replicas and can hang a stopping local stage.)
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
