@@ -265,15 +265,23 @@ def make_adapter(backend_url: str, timeout_s: float) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-# HAProxy's stats and Prometheus listeners default to fixed ports (8404, 9101) on all addresses:
-# one container per host on SageMaker, but several instances (and test runs) share this machine.
-HAPROXY_PORT_VARS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+# Fixed ports Ray Serve's ingress listens on: HAProxy's stats and Prometheus listeners (8404,
+# 9101) and the Python proxy HAProxy falls back to while no replica takes direct traffic (8500,
+# 9500, bound with SO_REUSEPORT, so a second cluster silently shares the first one's). One
+# container per host on SageMaker; here several instances and test runs share the machine, so
+# each container gets ports of its own.
+FIXED_PORT_VARS = (
+    "RAY_SERVE_HAPROXY_STATS_PORT",
+    "RAY_SERVE_HAPROXY_METRICS_PORT",
+    "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT",
+    "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT",
+)
 # Replicas take HTTP (and gRPC) ports for HAProxy's direct ingress from one fixed range per host
 # (30000-31000, 40000-41000). Each Serve controller hands out ports from its own view of that range,
 # so two clusters on one machine can route to each other's replicas; each container gets ranges
 # of its own, below Linux's ephemeral ports (32768+), where free_port() picks.
 DIRECT_INGRESS_BLOCK = 40
-DIRECT_INGRESS_LOW, DIRECT_INGRESS_HIGH = 10000, 32000
+DIRECT_INGRESS_LOW, DIRECT_INGRESS_HIGH = 10000, 28000  # below Ray's own 30000-31000 too
 
 
 def _bindable(port: int) -> bool:
@@ -320,7 +328,7 @@ def prepare_environment(model_dir: Path, env: dict[str, str]) -> dict[str, str]:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     fd_limit = hard if hard != resource.RLIM_INFINITY else 1 << 20
     updates = ingress_env(env, fd_limit)
-    for name in HAPROXY_PORT_VARS:
+    for name in FIXED_PORT_VARS:
         if not env.get(name):
             updates[name] = str(free_port())
     if not env.get("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"):
