@@ -250,7 +250,9 @@ def kill_worker(stage: harness.Stage, load: Load, post_s: float) -> Outcome:
     time.sleep(max(0.0, fault_at + post_s - load.now()))
     for thread in busy:
         thread.join(CLIENT_TIMEOUT_S)
-    outcome = Outcome("SIGKILL one Ray Serve replica", [], fault_at)
+    # While Serve replaces the instance's only replica, requests routed there wait for it: those
+    # that outlive the Lambda's read timeout fail, as requests to a restarting process do.
+    outcome = Outcome("SIGKILL one Ray Serve replica", [], fault_at, outage_until=back_at)
     outcome.restarted = (
         f"Serve replaced the replica of {instance['name']}; answering after "
         f"{back_at - fault_at:.1f} s"
@@ -260,7 +262,9 @@ def kill_worker(stage: harness.Stage, load: Load, post_s: float) -> Outcome:
     outcome.notes = (
         "the killed replica's requests in flight get Serve's 5xx from the container, which the "
         "Lambda reports as a model failure (502); the instance's container (Ray, the adapter) "
-        "keeps running while Serve starts a new replica"
+        "keeps running and answers /ping while Serve starts a new replica, so requests routed to "
+        "it meanwhile wait for the new replica, and those that outlive the Lambda's read timeout "
+        f"({READ_TIMEOUT_S:g} s here, 25 s on AWS) get 504"
     )
     outcome.extra_checks.append(
         ("Serve replaced the killed replica", back_at is not None, outcome.restarted)
