@@ -43,8 +43,12 @@ def _die_with_parent() -> None:
 
 
 def _kill_group(pgid: int) -> None:
+    from local_stage.ray_container import kill_leftovers
+
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+    # HAProxy, started by a Ray worker, lives outside the group.
+    kill_leftovers(pgid)
 
 
 # A process that ran at least this long before it exited counts as having been healthy: it is

@@ -321,7 +321,54 @@ def direct_ingress_ranges() -> dict[str, str]:
     }
 
 
-def prepare_environment(model_dir: Path, env: dict[str, str]) -> dict[str, str]:
+def haproxy_paths(temp_dir: str) -> dict[str, str]:
+    """HAProxy's files under this container's temp dir (default: one /tmp/haproxy-serve).
+
+    HAProxy runs outside Ray's process tree (a reload starts a new one that outlives the Ray
+    worker that started it); with its config under the temp dir, its command line names the dir
+    and ``kill_leftovers`` finds it.
+    """
+    base = os.path.join(temp_dir, "hap")
+    return {
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": os.path.join(base, "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": os.path.join(base, "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": base,
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": os.path.join(base, "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": os.path.join(base, "metrics.sock"),
+    }
+
+
+# Short on purpose: Ray's unix sockets live under the temp dir and must stay under 107 characters
+# ($TMPDIR can be long). mkdtemp makes each dir private to its user.
+TEMP_ROOT = "/tmp"  # noqa: S108
+
+
+def temp_dir_prefix(pid: int) -> str:
+    """The temp dir of the container whose process is ``pid`` starts with this."""
+    return f"{TEMP_ROOT}/ray-{pid}-"
+
+
+def kill_leftovers(pid: int) -> int:
+    """SIGKILL every process whose command line names the temp dir of container ``pid``."""
+    import signal
+
+    needle = temp_dir_prefix(pid).encode()
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+        except OSError:
+            continue
+    return killed
+
+
+def prepare_environment(
+    model_dir: Path, env: dict[str, str], temp_dir: str | None = None
+) -> dict[str, str]:
     """The process environment the container gives Ray (read before Ray starts)."""
     from local_stage.cli import free_port
 
@@ -333,6 +380,8 @@ def prepare_environment(model_dir: Path, env: dict[str, str]) -> dict[str, str]:
             updates[name] = str(free_port())
     if not env.get("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"):
         updates.update(direct_ingress_ranges())
+    if temp_dir is not None:
+        updates.update(haproxy_paths(temp_dir))
     code = model_dir / "code"
     path = env.get("PYTHONPATH", "")
     updates["PYTHONPATH"] = os.pathsep.join(p for p in (str(model_dir), str(code), path) if p)
@@ -382,13 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from local_stage.cli import free_port, serve_app
 
     model_dir = args.model_dir.resolve()
-    # A short temp dir: Ray's unix sockets live under it and must stay under 107 characters.
-    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    temp_dir = tempfile.mkdtemp(prefix=f"ray-{os.getpid()}-", dir=TEMP_ROOT)
     try:
         if not model_dir.is_dir():
             raise LocalStageError(f"--model-dir {model_dir} is not a directory")
         check_requirements(model_dir)
-        os.environ.update(prepare_environment(model_dir, dict(os.environ)))
+        os.environ.update(prepare_environment(model_dir, dict(os.environ), temp_dir))
         timeout_s = backend_timeout_s(os.environ)
         serve_port = args.serve_port or free_port()
         started = time.perf_counter()
@@ -430,6 +478,7 @@ def _shutdown(temp_dir: str) -> None:
     # The cluster is private to this process: stopping it ends the replicas too. (Serve's own
     # graceful shutdown waits on the replicas and can hang a stopping local stage.)
     ray.shutdown()
+    kill_leftovers(os.getpid())
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
@@ -564,6 +613,7 @@ class RayContainer:
                 proc.wait()
         if proc is not None:
             kill_group(proc.pid)
+            kill_leftovers(proc.pid)
         if self._log is not None:
             self._log.close()
             self._log = None
