@@ -349,7 +349,10 @@ def temp_dir_prefix(pid: int) -> str:
 
 
 def kill_leftovers(pid: int) -> int:
-    """SIGKILL every process whose command line names the temp dir of container ``pid``."""
+    """SIGKILL every process whose command line names the temp dir of container ``pid``, then
+    remove that dir (a container killed outright cannot remove it itself)."""
+    import glob
+    import shutil
     import signal
 
     needle = temp_dir_prefix(pid).encode()
@@ -363,6 +366,9 @@ def kill_leftovers(pid: int) -> int:
                 killed += 1
         except OSError:
             continue
+    if pid != os.getpid():
+        for folder in glob.glob(temp_dir_prefix(pid) + "*"):
+            shutil.rmtree(folder, ignore_errors=True)
     return killed
 
 
