@@ -551,9 +551,11 @@ def map_client_error(err: ClientError) -> ApiError:
         original = _model_message(err.response.get("OriginalMessage")) or message
         if original_status in MODEL_CLIENT_ERROR_STATUSES:
             return ApiError(original_status, "ModelRejectedInput", original)
-        if "invocation timed out" in message.lower():
-            # The container missed SageMaker's own time limit (60 s unless configured): the
-            # model was too slow, not broken, so a timeout, as our read timeout is.
+        if "invocation timed out" in message.lower() or original_status == 504:
+            # The container missed SageMaker's own time limit (60 s unless configured), or its
+            # own proxy gave up on the model (the Ray Serve container's RAYSERVE_BACKEND_TIMEOUT
+            # answers 504): the model was too slow, not broken, so a timeout, as our read
+            # timeout is.
             return ApiError(
                 504,
                 "GatewayTimeout",

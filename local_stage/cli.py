@@ -170,31 +170,46 @@ def _python() -> str:
 def model_server_workers(
     args: argparse.Namespace, flavour: str, env: dict[str, str], instances: int
 ) -> int:
-    """Worker processes per instance: ``--workers``, else what the container would start.
-
-    The PyTorch container starts ``SAGEMAKER_MODEL_SERVER_WORKERS`` TorchServe workers, one per
-    vCPU when that is unset; here the machine's cores are shared by all of the variant's
-    instances, so the default is one worker per core per instance. Each worker gets an equal share
-    of the cores for its intra-op threads. (One worker per instance is the choice for the lowest
-    single-request latency of a compute-heavy model: set the variable to 1 in the model's
-    ``container_env``.) The TF Serving container is one process: always 1 there.
-    """
-    if args.workers is not None:
-        workers, source = args.workers, "--workers"
-    elif flavour != "pytorch":
+    """Worker processes per TF Serving instance: ``--workers``, else 1 (one process, as the
+    container runs one TF Serving). PyTorch models run in Ray Serve, whose replica count comes
+    from the artifact's ``config.yaml``."""
+    if args.workers is None or flavour != "tensorflow":
         return 1
-    else:
-        raw = env.get("SAGEMAKER_MODEL_SERVER_WORKERS", "").strip()
-        source = f"SAGEMAKER_MODEL_SERVER_WORKERS={raw!r} in the template's container env"
-        if not raw:
-            return max(1, (os.cpu_count() or 1) // max(1, instances))
-        try:
-            workers = int(raw)
-        except ValueError:
-            raise LocalStageError(f"{source} is not a whole number") from None
-    if workers < 1:
-        raise LocalStageError(f"{source}: the worker count must be at least 1")
-    return workers
+    if args.workers < 1:
+        raise LocalStageError("--workers: the worker count must be at least 1")
+    return int(args.workers)
+
+
+def _ray_container_child(
+    args: argparse.Namespace, variant: Any, model_dir: Path, instance: int, port: int
+) -> Any:
+    """One instance of a PyTorch variant: AWS's Ray Serve container (``local_stage.ray_container``)."""
+    from local_stage.procs import Child
+
+    env = {**os.environ, **variant.model.environment, "SAGEMAKER_BIND_TO_PORT": str(port)}
+    if args.request_timeout_s is not None:
+        env["RAYSERVE_BACKEND_TIMEOUT"] = str(max(1, round(args.request_timeout_s)))
+    argv = [
+        _python(),
+        "-m",
+        "local_stage.ray_container",
+        "--model-dir",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--start-timeout-s",
+        str(args.start_timeout_s),
+    ]
+    return Child(
+        name=f"model/{variant.name}/{instance}",
+        argv=argv,
+        env=env,
+        port=port,
+        ping_path="/ping",
+        restart=True,
+        kill_group=True,
+        extra={"role": "model-server", "variant": variant.name, "instance": instance, "worker": 0},
+    )
 
 
 def download_model_data(url: str, target: Path) -> Path:
@@ -245,6 +260,23 @@ def _model_server_children(
             )
         model_dir = unpack_artifact(tarball, run_dir / "model" / variant.name)
         count = args.instances or variant.initial_instance_count
+        if model.flavour == "pytorch":
+            urls = []
+            for i in range(count):
+                port = free_port()
+                children.append(_ray_container_child(args, variant, model_dir, i, port))
+                urls.append(f"http://127.0.0.1:{port}")
+            routing["variants"].append(
+                {"name": variant.name, "weight": variant.weight, "instances": urls}
+            )
+            log.info(
+                "variant %s: %d instance(s) of %s in Ray Serve (artifact %s)",
+                variant.name,
+                count,
+                model.logical_id,
+                tarball,
+            )
+            continue
         workers = model_server_workers(args, model.flavour, model.environment, count)
         # The instance's queue bound is shared out between its workers.
         queue_per_worker = max(1, -(-args.max_queue // workers))
@@ -550,17 +582,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=None,
-        help="model-server worker processes per instance, sharing its port (default: "
-        "SAGEMAKER_MODEL_SERVER_WORKERS from the PyTorch container env in the template, else one "
-        "per CPU core per instance, as TorchServe starts one per vCPU; the cores are split "
-        "between them)",
+        help="TF Serving model-server worker processes per instance, sharing its port (default: "
+        "1). PyTorch models run in Ray Serve: their replicas are the artifact's config.yaml",
     )
     p.add_argument(
         "--max-batch-size",
         type=int,
         default=None,
-        help="dynamic batching bound (default: the container env's batching "
-        "variables in the template; 1 = off)",
+        help="TF Serving: dynamic batching bound (default: the container env's batching "
+        "variables in the template; 1 = off). PyTorch: config.yaml's max_batch_size",
     )
     p.add_argument(
         "--max-batch-delay-ms",
@@ -579,7 +609,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="per-request model time limit (default: SAGEMAKER_MODEL_SERVER_TIMEOUT "
-        "from the container env, else 60)",
+        "from the container env, else 60; PyTorch: sets RAYSERVE_BACKEND_TIMEOUT)",
     )
     p.add_argument(
         "--run-dir",

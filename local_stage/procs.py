@@ -42,6 +42,15 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)
 
 
+def _kill_group(pgid: int) -> None:
+    from local_stage.ray_container import kill_leftovers
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    # HAProxy, started by a Ray worker, lives outside the group.
+    kill_leftovers(pgid)
+
+
 # A process that ran at least this long before it exited counts as having been healthy: it is
 # restarted at once. One that exits sooner, again and again (a model that cannot load), is
 # restarted after a delay that doubles each time, so it does not spin the CPU.
@@ -67,6 +76,9 @@ class Child:
     # Several processes share the port: ready = a ping answered with this child's own PID.
     shares_port: bool = False
     restart: bool = False
+    # The child starts processes of its own (Ray's): when it ends, SIGKILL what is left of its
+    # process group (it leads one), so a crash or a kill leaves nothing behind.
+    kill_group: bool = False
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
     quick_exits: int = 0  # exits in a row within HEALTHY_UPTIME_S of a start
@@ -126,6 +138,8 @@ class Supervisor:
 
     async def _watch(self, child: Child, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
+        if child.kill_group:
+            _kill_group(proc.pid)
         if self.stopping or child.proc is not proc:
             return
         log.warning("%s (pid %d) exited with code %s", child.name, proc.pid, code)
@@ -194,6 +208,8 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+        if child.kill_group:
+            _kill_group(proc.pid)
 
     async def stop_all(self, groups: list[list[Child]], timeout_s: float) -> None:
         """Stop group by group (each group's children in parallel), e.g. front before backend."""

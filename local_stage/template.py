@@ -34,15 +34,16 @@ DEFAULT_INTEGRATION_TIMEOUT_S = 29.0
 
 def flavour_from_image(image: str) -> str:
     """Which container contract an image URI means (the AWS Deep Learning Containers' names)."""
-    repo = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
-    if "pytorch-inference" in repo:
-        return "pytorch"
+    repo, _, tag = image.rsplit("/", 1)[-1].split("@", 1)[0].partition(":")
+    if repo == "ray" and tag.startswith("serve-"):
+        return "pytorch"  # AWS's Ray Serve container: PyTorch artifacts with a config.yaml
     if "tensorflow-inference" in repo:
         return "tensorflow"
     raise LocalStageError(
         f"the SageMaker Model's container image {image!r} is not one the local stage can run: it "
-        "runs the AWS Deep Learning Containers '.../pytorch-inference:<tag>' and "
-        "'.../tensorflow-inference:<tag>' (set the stack's framework or image_uri accordingly)"
+        "runs the AWS Deep Learning Containers '.../ray:serve-ml-sagemaker-<cpu|cuda>-<version>' "
+        "(PyTorch) and '.../tensorflow-inference:<tag>' (set the stack's framework or image_uri "
+        "accordingly)"
     )
 
 

@@ -1,9 +1,10 @@
 """Small artifacts in both containers' layouts, for the local stage's tests and benchmarks.
 
-``build_torch_artifact`` writes a PyTorch-container artifact (``model.pth`` state_dict +
-``code/inference.py`` with ``model_fn``/``input_fn``/``predict_fn``/``output_fn``); its
-``inference.py`` also understands a few control inputs so tests can make the model fail, hang or
-crash on purpose. ``build_tf_artifact`` writes a TF Serving artifact (a Keras SavedModel under
+``build_torch_artifact`` writes an artifact for AWS's Ray Serve container (``model.pth``
+state_dict + ``code/inference.py`` with ``model_fn``/``input_fn``/``predict_fn``/``output_fn`` +
+the project's ``code/serve_app.py`` and a ``config.yaml``); its ``inference.py`` also understands
+a few control inputs so tests can make the model fail, hang or crash on purpose, and its answers
+carry ``max_batch_rows``: the most rows one ``predict_fn`` call of this replica has seen. ``build_tf_artifact`` writes a TF Serving artifact (a Keras SavedModel under
 ``1/``), optionally with ``code/inference.py`` handlers. ``pack`` makes the ``model.tar.gz``.
 """
 
@@ -63,7 +64,11 @@ def input_fn(body, content_type):
     return torch.tensor(data, dtype=torch.float32).reshape(-1, 4)
 
 
+MAX_BATCH_ROWS = [0]
+
+
 def predict_fn(data, model):
+    MAX_BATCH_ROWS[0] = max(MAX_BATCH_ROWS[0], int(data.shape[0]))
     with torch.no_grad():
         return torch.softmax(model(data), dim=1)
 
@@ -72,9 +77,10 @@ def output_fn(prediction, accept):
     probs = prediction.numpy()
     body = {
         "predictions": [
-            {"label": CLASSES[int(row.argmax())], "probabilities": row.round(6).tolist()}
+            {"label": CLASSES[int(row.argmax())], "probabilities": row.tolist()}
             for row in probs
-        ]
+        ],
+        "max_batch_rows": MAX_BATCH_ROWS[0],
     }
     if accept in ("application/json", "*/*", None):
         return json.dumps(body), "application/json"
@@ -106,8 +112,23 @@ def output_handler(response, context):
 '''
 
 
-def build_torch_artifact(model_dir: Path, *, seed: int = 0) -> Path:
-    """A PyTorch-container artifact directory (unpacked)."""
+def add_ray_serve_app(model_dir: Path, settings: Any = None) -> Path:
+    """Put the project's Ray Serve application and a ``config.yaml`` into an unpacked artifact,
+    as ``model_export pytorch`` does (``settings``: a ``ServeSettings``, default one replica)."""
+    import shutil
+
+    from model_export.pytorch_export import SERVE_APP
+    from model_export.serve_config import CONFIG_NAME, ServeSettings
+
+    settings = settings or ServeSettings(replicas=1, max_batch_size=8, batch_wait_ms=20.0)
+    (model_dir / "code").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SERVE_APP, model_dir / "code" / "serve_app.py")
+    (model_dir / CONFIG_NAME).write_text(settings.config_yaml(), encoding="utf-8")
+    return model_dir
+
+
+def build_torch_artifact(model_dir: Path, *, seed: int = 0, settings: Any = None) -> Path:
+    """An artifact directory (unpacked) for AWS's Ray Serve container."""
     import torch
 
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -117,18 +138,18 @@ def build_torch_artifact(model_dir: Path, *, seed: int = 0) -> Path:
     code = model_dir / "code"
     code.mkdir(exist_ok=True)
     (code / "inference.py").write_text(textwrap.dedent(TORCH_INFERENCE_PY))
-    return model_dir
+    return add_ray_serve_app(model_dir, settings)
 
 
 def build_torchscript_artifact(model_dir: Path, *, seed: int = 0) -> Path:
-    """A PyTorch artifact with no code at all: the toolkit's default handlers serve TorchScript."""
+    """A PyTorch artifact without inference.py: the toolkit's default handlers serve TorchScript."""
     import torch
 
     model_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3))
     torch.jit.save(torch.jit.script(model.eval()), str(model_dir / "model.pt"))
-    return model_dir
+    return add_ray_serve_app(model_dir)
 
 
 def build_tf_artifact(model_dir: Path, *, with_handlers: bool = False, seed: int = 0) -> Path:
@@ -189,7 +210,7 @@ def lambda_handler(event, context):
             "body": resp["Body"].read().decode(), "isBase64Encoded": False}
 '''
 
-PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
+PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/ray:serve-ml-sagemaker-cpu-v1.4"
 TF_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-inference:2.19.0-cpu"
 
 

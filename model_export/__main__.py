@@ -10,6 +10,7 @@ from pathlib import Path
 
 from model_export.errors import ExportError
 from model_export.manifest import DEFAULT_ATOL
+from model_export.serve_config import ServeSettings
 
 log = logging.getLogger("model_export")
 
@@ -82,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     torch_parser = sub.add_parser(
         "pytorch",
-        help="export a PyTorch image classifier (state_dict + code/inference.py)",
-        description="Export model.pth + model_config.json for the SageMaker PyTorch container.",
+        help="export a PyTorch image classifier (state_dict + code/ + Ray Serve config.yaml)",
+        description="Export model.pth + model_config.json for AWS's Ray Serve container.",
     )
     _common(torch_parser)
     torch_parser.add_argument(
@@ -108,6 +109,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--onnx",
         action="store_true",
         help="also write model.onnx beside the tarball (parity-checked). Default: off.",
+    )
+    defaults = ServeSettings()
+    serve = torch_parser.add_argument_group(
+        "Ray Serve settings", "written to the artifact's config.yaml (the stack's serve_* keys)"
+    )
+    serve.add_argument(
+        "--replicas",
+        type=_positive_int,
+        default=defaults.replicas,
+        help=f"model replicas per instance. Default: {defaults.replicas}.",
+    )
+    serve.add_argument(
+        "--cpus-per-replica",
+        type=_tolerance,
+        default=defaults.cpus_per_replica,
+        help="CPUs each replica reserves (also its torch threads). "
+        f"Default: {defaults.cpus_per_replica:g}.",
+    )
+    serve.add_argument(
+        "--max-ongoing-requests",
+        type=_positive_int,
+        default=defaults.max_ongoing_requests,
+        help=f"requests a replica takes at once. Default: {defaults.max_ongoing_requests}.",
+    )
+    serve.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=defaults.max_batch_size,
+        help=f"requests per predict_fn call at most. Default: {defaults.max_batch_size}.",
+    )
+    serve.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=defaults.batch_wait_ms,
+        help="how long a batch waits for more requests while others are in flight "
+        f"(a lone request never waits). Default: {defaults.batch_wait_ms:g}.",
     )
 
     keras_parser = sub.add_parser(
@@ -189,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="PyTorch, with --model-dir: the build_model module. Default: the artifact's "
         "code/torch_models.py.",
     )
+    verify_parser.add_argument(
+        "--in-process-only",
+        action="store_true",
+        help="PyTorch: skip the second run of the example through real Ray Serve and the "
+        "container's adapter (about 10 s). Default: both runs.",
+    )
     context_parser = sub.add_parser(
         "context",
         help="print the CDK context (-c framework=... ...) for an artifact already in S3",
@@ -239,6 +282,13 @@ def main(argv: list[str] | None = None) -> int:
                     torch_export=args.torch_export,
                     onnx=args.onnx,
                     atol=args.atol,
+                    serve=ServeSettings(
+                        replicas=args.replicas,
+                        cpus_per_replica=args.cpus_per_replica,
+                        max_ongoing_requests=args.max_ongoing_requests,
+                        max_batch_size=args.max_batch_size,
+                        batch_wait_ms=args.batch_wait_ms,
+                    ),
                 )
             )
             return 0
@@ -275,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from model_export.verify import verify
 
-        report = verify(args.tarball, args.atol, args.model_dir, args.arch_module)
+        report = verify(
+            args.tarball,
+            args.atol,
+            args.model_dir,
+            args.arch_module,
+            ray_serve=not args.in_process_only,
+        )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,10 +1,12 @@
 """Serve an unpacked ``model.tar.gz`` in-process the way its SageMaker container would.
 
-``verify`` uses this to prove an artifact works before deploy. There is one implementation of the
-containers' contract, the local model server's handlers (``local_stage/model_server/``:
-``PyTorchHandler`` and ``TfsHandler``, each following its container's source, CONTRACTS.md
-sections 2 and 3); the classes here only call their ``prepare`` -> ``run_batch`` -> ``finish``
-steps in-process, without the HTTP server, so ``verify`` and the local stage cannot disagree.
+``verify`` uses this to prove an artifact works before deploy (and then also runs a PyTorch
+artifact in real Ray Serve, ``verify.verify_in_ray_serve``). There is one implementation of each
+container's contract: for PyTorch the artifact's own ``code/serve_app.py`` (its ``Handlers``, what
+its Ray Serve deployment calls), for TensorFlow the local model server's ``TfsHandler``
+(``local_stage/model_server/``, following the TF Serving DLC's source, CONTRACTS.md section 2).
+The classes here call their ``prepare`` -> ``run_batch`` -> ``finish`` steps in-process, without
+HTTP, so ``verify`` and the local stage cannot disagree.
 
 API
 ---
@@ -23,7 +25,7 @@ Both containers:
 - ``ping() -> bool``: ``GET /ping``.
 - ``framework`` (``"pytorch"`` | ``"tensorflow"``), ``model_dir``, ``handler`` (the shared one).
 
-``PyTorchContainer(model_dir)``: the toolkit's handler contract (``code/<SAGEMAKER_PROGRAM>``'s
+``PyTorchContainer(model_dir)``: SageMaker PyTorch's handler contract (``code/<SAGEMAKER_PROGRAM>``'s
 ``model_fn``/``input_fn``/``predict_fn``/``output_fn`` or ``transform_fn``, the toolkit's
 defaults for the rest); ``module`` is the imported script, ``model`` what ``model_fn`` returned.
 
@@ -58,6 +60,7 @@ from local_stage.model_server.base import (
     InvocationResponse,
     ServingHandler,
     exception_status,
+    import_script,
 )
 from local_stage.model_server.tfs_handler import find_saved_models
 from model_export.errors import ExportError
@@ -170,16 +173,33 @@ def load(model_dir: str | Path) -> PyTorchContainer | TFServingContainer:
 
 
 class PyTorchContainer:
-    """A model artifact served through its ``code/inference.py`` handlers."""
+    """A PyTorch artifact's handlers as its Ray Serve application runs them, without Ray.
+
+    The steps come from the artifact's own ``code/serve_app.py`` (``Handlers``: the same code the
+    Serve deployment calls per request and per batch), so what passes here is what the container
+    runs. An artifact without one gets this project's copy of that file.
+    """
 
     framework = "pytorch"
 
     def __init__(self, model_dir: str | Path) -> None:
-        from local_stage.model_server.pytorch_handler import PyTorchHandler
-
         self.model_dir = Path(model_dir)
-        with _as_export_error():
-            self.handler = PyTorchHandler(self.model_dir, os.environ)
+        app_file = self.model_dir / "code" / "serve_app.py"
+        if not app_file.is_file():
+            from model_export.pytorch_export import SERVE_APP
+
+            log.warning("%s is missing: using model_export's own serve_app.py", app_file)
+            app_file = SERVE_APP
+        try:
+            app_module = import_script(app_file, [self.model_dir / "code"])
+            self.handler = app_module.Handlers(str(self.model_dir), dict(os.environ))
+        except ExportError:
+            raise
+        except Exception as exc:
+            raise ExportError(
+                f"loading the artifact's handlers failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        self._app_module = app_module
 
     @property
     def module(self) -> Any:
@@ -201,6 +221,12 @@ class PyTorchContainer:
     def ping(self) -> bool:
         return self.handler.model is not None
 
+    def _error(self, exc: BaseException) -> Response:
+        status = self._app_module.error_status(exc)
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        body = json.dumps({"error": message}).encode("utf-8")
+        return Response(status, body, JSON)
+
     def invoke(
         self,
         body: bytes,
@@ -208,10 +234,27 @@ class PyTorchContainer:
         accept: str | None = None,
         custom_attributes: str | None = None,
     ) -> Response:
-        return _serve(self.handler, [Request(body, content_type, accept, custom_attributes)])[0]
+        return self.invoke_batch([Request(body, content_type, accept, custom_attributes)])[0]
 
     def invoke_batch(self, requests: Sequence[Request]) -> list[Response]:
-        return _serve(self.handler, requests)
+        """Each request's ``input_fn``, one ``run_batch`` for all, each one's ``output_fn``."""
+        responses: list[Response | None] = [None] * len(requests)
+        pending = []
+        for i, request in enumerate(requests):
+            try:
+                item = self.handler.prepare(request.body, request.content_type, request.accept)
+            except Exception as exc:
+                responses[i] = self._error(exc)
+                continue
+            pending.append((i, request, item))
+        results = self.handler.run_batch([item for _, _, item in pending]) if pending else []
+        for (i, request, item), result in zip(pending, results, strict=True):
+            try:
+                out, content_type = self.handler.finish(item, result, request.accept)
+                responses[i] = Response(200, out, content_type)
+            except Exception as exc:
+                responses[i] = self._error(exc)
+        return [r for r in responses if r is not None]
 
 
 class TFServingContainer:

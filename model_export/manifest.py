@@ -7,9 +7,15 @@ the tarball's own sha256 under ``artifact`` and any ``edge`` formats). Schema ve
     schema_version     1
     name, version      model name (str) and version (int >= 1)
     framework          "pytorch" | "tensorflow"
-    framework_version  the AWS serving container (DLC) version it targets: "2.6" / "2.20"
-    py_version         that container's Python: "py312"
-    container          {"image_repository", "model_server", "env": {NAME: value}}
+    framework_version  the AWS serving container (DLC) version it targets: PyTorch "1.4" (the
+                       ``ray-serve`` image family), TensorFlow "2.20"
+    py_version         that container's Python: "py313" / "py312"
+    container          {"image_family", "image_repository", "model_server", "env": {NAME: value}}
+    serve              PyTorch: the Ray Serve settings in config.yaml {"config", "replicas",
+                       "cpus_per_replica", "max_ongoing_requests", "max_batch_size",
+                       "batch_wait_ms"}
+    weights            PyTorch: {"format": "state_dict", "path", "saved_with_torch",
+                       "saved_with_source", "serving_torch"}
     content_type       what JSON requests are sent as ("application/json")
     accept             the default response type ("application/json")
     request_content_types / response_content_types   every type the handlers take / give
@@ -39,17 +45,20 @@ SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 DEFAULT_ATOL = 1e-4
 
-# The serving containers targeted. PyTorch 2.6 is the newest PyTorch *inference* DLC
-# (CONTRACTS.md section 3); TF 2.20 the newest TF Serving DLC in sagemaker-core's offline image
-# list, the closest to the TF 2.21 that writes the SavedModel.
+# The serving containers targeted, each by its sagemaker-core image family and version. PyTorch:
+# AWS's Ray Serve DLC, pinned to v1.4 (Ray 2.57.0, torch 2.10, Python 3.13; the PyTorch inference
+# DLC with TorchServe reached end of support on 2026-06-30). TF 2.20: the newest TF Serving DLC in
+# sagemaker-core's offline image list, the closest to the TF 2.21 that writes the SavedModel.
 SERVING: dict[str, dict[str, str]] = {
     "pytorch": {
-        "framework_version": "2.6",
-        "py_version": "py312",
-        "image_repository": "pytorch-inference",
-        "model_server": "torchserve (sagemaker-pytorch-inference-toolkit)",
+        "image_family": "ray-serve",
+        "framework_version": "1.4",
+        "py_version": "py313",
+        "image_repository": "ray",
+        "model_server": "ray-serve 2.57.0 (serve run config.yaml + the container's adapter)",
     },
     "tensorflow": {
+        "image_family": "tensorflow",
         "framework_version": "2.20",
         "py_version": "py312",
         "image_repository": "tensorflow-inference",

@@ -1,13 +1,18 @@
-"""PyTorch trained model dir -> ``model.tar.gz`` for the SageMaker PyTorch inference container.
+"""PyTorch trained model dir -> ``model.tar.gz`` for AWS's Ray Serve serving container.
 
 Tarball layout (unpacked into ``/opt/ml/model``)::
 
+    config.yaml             Ray Serve's applications config (``serve run`` reads it)
     model.pth               the state_dict, byte for byte as training saved it
     model_config.json       arch, classes, image size, mean/std (read by model_fn)
+    code/serve_app.py       the Ray Serve application: SageMaker PyTorch's handler contract
     code/inference.py       model_fn / input_fn / predict_fn / output_fn
     code/torch_models.py    the architecture (build_model)
     model.pt2               optional: a torch.export program (batch dimension dynamic)
     manifest.json
+
+The container ships Python 3.13 and a fixed set of packages and runs with network isolation, so
+every ``code/`` file is checked against that list (``image_packages``) and refused otherwise.
 """
 
 from __future__ import annotations
@@ -34,11 +39,14 @@ from model_export.common import (
     read_metrics,
 )
 from model_export.errors import ExportError
+from model_export.image_packages import image_packages, unknown_imports
 from model_export.preprocess import example_png, torch_eval_input
+from model_export.serve_config import CONFIG_NAME, ServeSettings
 
 log = logging.getLogger(__name__)
 
 SERVING_SCRIPT = Path(__file__).parent / "serving" / "pytorch_inference.py"
+SERVE_APP = Path(__file__).parent / "serving" / "ray_serve_app.py"
 DEFAULT_ARCH_MODULE = Path("training/torch_models.py")
 REQUEST_TYPES = ["application/json", "image/jpeg", "image/png", "application/x-npy"]
 RESPONSE_TYPES = ["application/json", "application/x-npy"]
@@ -149,9 +157,15 @@ def export_pytorch(
     torch_export: bool = False,
     onnx: bool = False,
     atol: float = manifest_lib.DEFAULT_ATOL,
+    serve: ServeSettings | None = None,
 ) -> ExportResult:
-    """Write ``<out_dir>/model.tar.gz`` and ``<out_dir>/manifest.json`` (+ ``model.onnx``)."""
+    """Write ``<out_dir>/model.tar.gz`` and ``<out_dir>/manifest.json`` (+ ``model.onnx``).
+
+    ``serve``: the Ray Serve deployment settings written to ``config.yaml`` (default
+    ``ServeSettings()``).
+    """
     check_name_version(name, version)
+    serve = serve or ServeSettings()
     if not model_dir.is_dir():
         raise ExportError(f"--model-dir {model_dir} is not a directory")
     import torch
@@ -186,10 +200,13 @@ def export_pytorch(
         "framework_version": serving["framework_version"],
         "py_version": serving["py_version"],
         "container": {
+            "image_family": serving["image_family"],
             "image_repository": serving["image_repository"],
             "model_server": serving["model_server"],
             "env": manifest_lib.container_env("pytorch", name),
         },
+        "serve": {"config": CONFIG_NAME, **serve.as_dict()},
+        "weights": weights_info(config),
         "content_type": "application/json",
         "accept": "application/json",
         "request_content_types": REQUEST_TYPES,
@@ -230,6 +247,9 @@ def export_pytorch(
         copy_file(model_dir / "model_config.json", staging / "model_config.json")
         copy_file(SERVING_SCRIPT, staging / "code" / "inference.py")
         copy_file(arch_module, staging / "code" / "torch_models.py")
+        copy_file(SERVE_APP, staging / "code" / "serve_app.py")
+        (staging / CONFIG_NAME).write_text(serve.config_yaml(), encoding="utf-8")
+        check_code_runs_in_image(staging / "code")
         if torch_export:
             diff = write_torch_export(model, batch, staging / "model.pt2", atol)
             manifest["torch_export"] = {"path": "model.pt2", "max_abs_diff": diff, "atol": atol}
@@ -240,6 +260,33 @@ def export_pytorch(
             out.mkdir(parents=True, exist_ok=True)
             edge["onnx"] = export_onnx(model, batch, out / "model.onnx", atol)
         return finish(staging=staging, out_dir=out, manifest=manifest, edge=edge)
+
+
+def weights_info(config: dict[str, Any]) -> dict[str, Any]:
+    """The weights' format and the torch that saved them (training records it, else this one)."""
+    import torch
+
+    saved_with = config.get("torch_version")
+    serving_torch = image_packages()["torch"].version
+    return {
+        "format": "state_dict",
+        "path": "model.pth",
+        "saved_with_torch": str(saved_with or torch.__version__).split("+")[0],
+        "saved_with_source": "model_config.json" if saved_with else "the exporting environment",
+        "serving_torch": serving_torch,
+    }
+
+
+def check_code_runs_in_image(code_dir: Path) -> None:
+    """Refuse code the serving image cannot import: it runs with network isolation, no pip."""
+    problems = unknown_imports(code_dir)
+    if problems:
+        raise ExportError(
+            "the artifact's code/ imports what AWS's Ray Serve image (Python 3.13) does not ship, "
+            "and the endpoint runs with network isolation, so nothing can be installed at start-"
+            "up: " + "; ".join(problems) + ". Vendor the module into code/ (pure Python) or use "
+            "one of the packages listed in model_export/data/ray_serve_image_packages.txt."
+        )
 
 
 def write_torch_export(model, batch: np.ndarray, path: Path, atol: float) -> float:

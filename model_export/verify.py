@@ -4,7 +4,9 @@ Steps: unpack safely; check the layout against the serving container's rules (ea
 sentence saying what is wrong and how to fix it); check the manifest and every file's sha256;
 load the artifact through ``model_export.containers`` (the container's own handler contract);
 send the manifest's example request; compare labels and probabilities with the original model's
-(recorded at export time) within ``atol``.
+(recorded at export time) within ``atol``. A PyTorch artifact then also runs in real Ray Serve
+from its ``config.yaml`` behind the container's adapter (``local_stage.ray_container``), and the
+example goes through ``POST /invocations`` there too (``ray_serve=True``, the CLI's default).
 
 Like the container, this imports and runs the artifact's ``code/inference.py``: verify only
 artifacts whose code you would deploy. Unpacking itself is safe (no path traversal, no links).
@@ -27,11 +29,9 @@ from model_export.tarball import list_files, safe_extract, sha256_file
 
 log = logging.getLogger(__name__)
 
-# What a serving-time script may import besides its own code/ modules.
-_ALLOWED_IMPORTS = {
-    "pytorch": {"torch", "numpy", "PIL", "sagemaker_inference"},
-    "tensorflow": {"falcon"},
-}
+# What a TF Serving container's script may import besides its own code/ modules (PyTorch
+# artifacts are checked against the Ray Serve image's package list, image_packages).
+_ALLOWED_IMPORTS = {"tensorflow": {"falcon"}}
 
 
 @dataclass
@@ -71,7 +71,15 @@ def _check_imports(root: Path, script: Path, framework: str, report: Report) -> 
 
 
 def check_pytorch_layout(root: Path, report: Report) -> None:
+    from model_export.image_packages import unknown_imports, unmet_requirements
+
     files = set(list_files(root))
+    if "config.yaml" not in files:
+        report.errors.append(
+            "config.yaml is missing from the root: AWS's Ray Serve container runs `serve run "
+            "/opt/ml/model/config.yaml` (or needs SM_RAYSERVE_APP); re-export with "
+            "`python -m model_export pytorch`"
+        )
     weights = [f for f in files if Path(f).name in ("model.pth", "model.pt")]
     if not any(f in ("model.pth", "model.pt") for f in files):
         if weights:
@@ -112,12 +120,18 @@ def check_pytorch_layout(root: Path, report: Report) -> None:
         )
     if "model_fn" not in defined and "model.pt" not in files:
         report.errors.append("code/inference.py has no model_fn, and no TorchScript model.pt")
-    _check_imports(root, script, "pytorch", report)
-    if (root / "code" / "requirements.txt").is_file():
-        report.warnings.append(
-            "code/requirements.txt is pip-installed at container start-up: it needs internet "
-            "access from the endpoint and slows every scale-out"
+    for problem in unknown_imports(root / "code"):
+        report.errors.append(
+            f"code/{problem}, which AWS's Ray Serve image (Python 3.13) does not ship; the "
+            "endpoint runs with network isolation, so vendor it into code/"
         )
+    requirements = root / "code" / "requirements.txt"
+    if requirements.is_file():
+        for line in unmet_requirements(requirements.read_text(encoding="utf-8")):
+            report.errors.append(
+                f"code/requirements.txt asks for {line}: the container's start-up pip install "
+                "fails under the endpoint's network isolation"
+            )
 
 
 def check_tensorflow_layout(root: Path, report: Report) -> None:
@@ -300,11 +314,60 @@ def run_example(
         )
 
 
+def run_example_in_ray_serve(root: Path, manifest: dict[str, Any], report: Report) -> None:
+    """The manifest's example through real Ray Serve and the adapter: the same answer?"""
+    import numpy as np
+
+    from local_stage.errors import LocalStageError
+    from local_stage.ray_container import RayContainer
+
+    example = manifest["example"]
+    body = json.dumps(example["body"]).encode("utf-8")
+    try:
+        with RayContainer(root) as container:
+            headers = {"Content-Type": example["content_type"], "Accept": example["accept"]}
+            status, answer, _ = container.request("POST", "/invocations", body, headers)
+            started_s = container.started_s
+    except (LocalStageError, OSError) as exc:
+        report.errors.append(f"the artifact does not start in Ray Serve: {exc}")
+        return
+    if status != 200:
+        report.errors.append(
+            f"in Ray Serve the example request failed with HTTP {status}: "
+            f"{answer.decode('utf-8', 'replace')[:500]}"
+        )
+        return
+    try:
+        predictions = json.loads(answer)["predictions"]
+        names = manifest["class_names"]
+        got = np.array([[p["probabilities"][n] for n in names] for p in predictions])
+        labels = [p["label"] for p in predictions]
+    except (ValueError, KeyError, TypeError) as exc:
+        report.errors.append(
+            f"in Ray Serve the example response is not the documented JSON ({exc})"
+        )
+        return
+    want = np.asarray(example["expected"]["probabilities"], dtype=np.float64)
+    tolerance = float(example["tolerance"]["atol"])
+    diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+    if labels != example["expected"]["labels"] or not diff <= tolerance:
+        report.errors.append(
+            f"in Ray Serve the example answered labels {labels} (max |delta p| {diff:.3g}); the "
+            f"original model's are {example['expected']['labels']} (atol {tolerance})"
+        )
+    else:
+        report.notes.append(
+            f"Ray Serve (config.yaml, adapter /invocations): labels {labels} match; max |delta p| "
+            f"{diff:.2e}; first answer {started_s:.1f} s after start"
+        )
+
+
 def verify_dir(
     root: Path,
     atol: float | None = None,
     model_dir: Path | None = None,
     arch_module: Path | None = None,
+    ray_serve: bool = False,
 ) -> Report:
     report = Report()
     manifest_path = root / manifest_lib.MANIFEST_NAME
@@ -339,6 +402,8 @@ def verify_dir(
             run_example(root, manifest, report, atol, original)
         except ExportError as exc:
             report.errors.append(str(exc))
+    if ray_serve and report.ok and manifest is not None and framework == "pytorch":
+        run_example_in_ray_serve(root, manifest, report)
     return report
 
 
@@ -347,6 +412,8 @@ def verify(
     atol: float | None = None,
     model_dir: Path | None = None,
     arch_module: Path | None = None,
+    *,
+    ray_serve: bool = False,
 ) -> Report:
     """Verify a ``model.tar.gz`` (or an already unpacked artifact folder).
 
@@ -356,13 +423,13 @@ def verify(
     if model_dir is not None and not model_dir.is_dir():
         raise ExportError(f"--model-dir {model_dir} is not a directory")
     if path.is_dir():
-        return verify_dir(path, atol, model_dir, arch_module)
+        return verify_dir(path, atol, model_dir, arch_module, ray_serve)
     if not path.is_file():
         raise ExportError(f"{path} does not exist")
     with tempfile.TemporaryDirectory(prefix="model_verify_") as tmp:
         root = Path(tmp) / "model"
         safe_extract(path, root)
-        report = verify_dir(root, atol, model_dir, arch_module)
+        report = verify_dir(root, atol, model_dir, arch_module, ray_serve)
     beside = path.with_name(manifest_lib.MANIFEST_NAME)
     if beside.is_file():
         try:

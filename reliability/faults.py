@@ -1,8 +1,9 @@
-"""Faults under load: a worker killed, the model too slow, the model raising, the runtime API
-killed; for each, which requests failed, how, and how long until every request succeeded again.
+"""Faults under load: a Ray Serve replica killed, the model too slow, the model raising, the
+runtime API killed; for each, which requests failed, how, and how long until every request
+succeeded again.
 
 The real CDK app is synthesized around the local stage's test model
-(``local_stage.testing.build_torch_artifact``: a tiny PyTorch-container model whose
+(``local_stage.testing.build_torch_artifact``: a tiny model for AWS's Ray Serve container whose
 ``inference.py`` obeys control inputs: ``sleep_s`` sleeps, ``fail`` raises ``ValueError``) and
 served by the local stage with the real Lambda handler, which passes an ``{"instances": ...}``
 body to the endpoint byte for byte, so every fault travels the whole path a client's request
@@ -27,6 +28,7 @@ from typing import Any
 
 import requests
 
+from local_stage.ray_container import replica_pids
 from local_stage.testing import build_torch_artifact, pack
 from reliability import harness, plots
 from reliability.report import Section, Table
@@ -40,8 +42,6 @@ THROTTLE_BURST = 400
 READ_TIMEOUT_S = 2.0  # the Lambda's InvokeEndpoint read timeout here (25 s on AWS)
 SLOW_S = 5.0  # how long the slow request makes the model sleep: past the read timeout
 BUSY_S = 0.9  # model time of the requests in flight when a worker is killed (under the timeout)
-# What the runtime API logs for a connection that broke mid-request (runtime_api.py).
-BROKEN_MID_REQUEST = "stopped responding while handling the request"
 CLIENT_TIMEOUT_S = 40.0  # past API Gateway's 29 s: a request still open now has hung
 # A failed request counts as in flight at the fault if it was sent before the fault and ended
 # after it; this much slack covers the clocks of the two threads involved.
@@ -198,36 +198,39 @@ def _wait_restarted(
             proc = _process(stage, role, **match)
         except (RuntimeError, ValueError, OSError):  # state.json being replaced
             proc = {}
-        if proc.get("pid") not in (None, old_pid) and proc.get("running"):
-            if role != "model-server" and _accepts(proc["port"]):
-                return load.now(), proc["pid"]
-            if role == "model-server" and _worker_answers(proc["port"], proc["pid"]):
-                return load.now(), proc["pid"]
+        running = proc.get("pid") not in (None, old_pid) and proc.get("running")
+        if running and _accepts(proc["port"]):
+            return load.now(), proc["pid"]
         time.sleep(0.02)
     return None, 0
-
-
-def _worker_answers(port: int, pid: int) -> bool:
-    """Whether this worker process (one of several on the port) answers /ping."""
-    for _ in range(8):  # a fresh connection each time: the kernel picks a worker per connection
-        try:
-            resp = requests.get(
-                f"http://127.0.0.1:{port}/ping", timeout=1, headers={"Connection": "close"}
-            )
-        except requests.RequestException:
-            return False
-        if resp.headers.get("X-Local-Stage-Pid") == str(pid):
-            return True
-    return False
 
 
 # ---- the faults ------------------------------------------------------------------------------
 
 
+def _replica_back(port: int, root: int, old: int) -> bool:
+    """A new replica runs in the container and the instance answers a request."""
+    current = replica_pids(root)
+    if not current or old in current:
+        return False
+    try:
+        resp = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(BODY),
+            headers={"Content-Type": "application/json"},
+            timeout=2,
+        )
+    except requests.RequestException:
+        return False
+    return resp.status_code == 200
+
+
 def kill_worker(stage: harness.Stage, load: Load, post_s: float) -> Outcome:
-    victim = _process(stage, "model-server", instance=0, worker=0)
-    broken_before = stage.log().count(BROKEN_MID_REQUEST)
-    # Work in flight on every worker when the kill strikes: a few requests whose model call
+    instance = _process(stage, "model-server", instance=0)
+    (victim, *_) = replica_pids(instance["pid"]) or [0]
+    if not victim:
+        raise RuntimeError(f"no Serve replica runs under {instance['name']} ({instance['pid']})")
+    # Work in flight on every replica when the kill strikes: a few requests whose model call
     # takes BUSY_S (well under the read timeout), sent just before it.
     busy: list[threading.Thread] = []
     for _ in range(2 * CLIENTS):
@@ -236,27 +239,35 @@ def kill_worker(stage: harness.Stage, load: Load, post_s: float) -> Outcome:
         busy.append(thread)
     time.sleep(BUSY_S / 3)
     fault_at = load.now()
-    os.kill(victim["pid"], signal.SIGKILL)
-    back_at, _ = _wait_restarted(
-        stage, "model-server", victim["pid"], load, post_s + 30, instance=0, worker=0
-    )
+    os.kill(victim, signal.SIGKILL)
+    back_at = None
+    deadline = time.monotonic() + post_s + 60
+    while time.monotonic() < deadline:
+        if _replica_back(instance["port"], instance["pid"], victim):
+            back_at = load.now()
+            break
+        time.sleep(0.1)
     time.sleep(max(0.0, fault_at + post_s - load.now()))
     for thread in busy:
         thread.join(CLIENT_TIMEOUT_S)
-    broken = stage.log().count(BROKEN_MID_REQUEST) - broken_before
-    outcome = Outcome("SIGKILL one model-server worker", [], fault_at)
+    # While Serve replaces the instance's only replica, requests routed there wait for it: those
+    # that outlive the Lambda's read timeout fail, as requests to a restarting process do.
+    outcome = Outcome("SIGKILL one Ray Serve replica", [], fault_at, outage_until=back_at)
     outcome.restarted = (
-        f"worker {victim['name']} restarted and answering after {back_at - fault_at:.1f} s"
+        f"Serve replaced the replica of {instance['name']}; answering after "
+        f"{back_at - fault_at:.1f} s"
         if back_at is not None
-        else f"worker {victim['name']} was not back within {post_s + 30:g} s"
+        else f"no replica of {instance['name']} answered within {post_s + 60:g} s"
     )
     outcome.notes = (
-        f"{broken} request(s) broke off at the runtime API when the worker died (503 "
-        "ServiceUnavailable to the Lambda, whose SDK retries a 503 once: a client sees a "
-        "failure only if the retry fails too)"
+        "the killed replica's requests in flight get Serve's 5xx from the container, which the "
+        "Lambda reports as a model failure (502); the instance's container (Ray, the adapter) "
+        "keeps running and answers /ping while Serve starts a new replica, so requests routed to "
+        "it meanwhile wait for the new replica, and those that outlive the Lambda's read timeout "
+        f"({READ_TIMEOUT_S:g} s here, 25 s on AWS) get 504"
     )
     outcome.extra_checks.append(
-        ("the supervisor restarted the killed worker", back_at is not None, outcome.restarted)
+        ("Serve replaced the killed replica", back_at is not None, outcome.restarted)
     )
     return outcome
 
@@ -452,7 +463,7 @@ def build_assembly(workdir: Path) -> Path:
             **harness.DIGITS_CONTEXT,
             "artifact_path": str(tarball),
             "framework": "pytorch",
-            "framework_version": "2.6",
+            "framework_version": "1.4",
             "endpoint_content_type": "application/json",
             "container_env": json.dumps({"SAGEMAKER_PROGRAM": "inference.py"}),
             "throttle_rate_limit": str(THROTTLE_RATE_RPS),
@@ -468,17 +479,19 @@ def run(quick: bool, workdir: Path) -> Section:
         key="faults",
         title="Faults",
         method=(
-            "The real CDK app is synthesized around a tiny PyTorch-container model whose "
-            "`inference.py` obeys control inputs (`sleep_s` sleeps, `fail` raises ValueError) "
-            "and served by the local stage (two model-server instances of two workers each, "
+            "The real CDK app is synthesized around a tiny model for AWS's Ray Serve container "
+            "whose `inference.py` obeys control inputs (`sleep_s` sleeps, `fail` raises "
+            "ValueError) and served by the local stage (two instances, each real Ray Serve with "
+            "one replica behind the container's adapter, "
             "runtime API, API front with the real Lambda handler, its InvokeEndpoint read "
             f"timeout set to {READ_TIMEOUT_S:g} s instead of 25 s to keep the run short). "
             f"{CLIENTS} client threads each post `{json.dumps(BODY)}` to `POST /predict` at "
             f"{CLIENT_RPS:g} req/s ({CLIENTS * CLIENT_RPS:g} req/s, far below the "
             f"{THROTTLE_RATE_RPS} req/s throttle) and record every request's send and end time, "
             f"status and body. After {pre_s:g} s one fault is injected; the load goes on for "
-            f"{post_s:g} s more ({rounds} run(s) per fault): SIGKILL of one model-server worker "
-            "(pid from state.json); one request whose model call sleeps "
+            f"{post_s:g} s more ({rounds} run(s) per fault): SIGKILL of one Serve replica "
+            "(`ray::ServeReplica`, under an instance's pid from state.json); one request whose "
+            "model call sleeps "
             f"{SLOW_S:g} s; three requests the model raises on; SIGKILL of the runtime API. A "
             "failed request is in flight at the fault if it was sent before the fault and "
             "ended after it, was one of the fault's own requests, or (a killed process) was sent "
@@ -487,7 +500,7 @@ def run(quick: bool, workdir: Path) -> Section:
     )
     app = build_assembly(workdir)
     outcomes: list[Outcome] = []
-    extra = ["--instances", "2", "--workers", "2"]
+    extra = ["--instances", "2"]
     extra += ["--lambda-env", f"INVOKE_READ_TIMEOUT_S={READ_TIMEOUT_S:g}"]
     with harness.start_stage(app, workdir / "run", extra_args=extra) as stage:
         for _ in range(rounds):

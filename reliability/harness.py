@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from local_stage.cli import free_port
+from model_export.serve_config import ServeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS_STACK = "MlServing-dev-digits"
@@ -105,15 +106,11 @@ def synth(out: Path, context: Mapping[str, Any]) -> Path:
     return out
 
 
+# Two instances share this machine's cores: one replica each, batches of up to 8.
+DIGITS_SERVE = ServeSettings(replicas=1, max_batch_size=8, batch_wait_ms=5.0)
 DIGITS_CONTEXT: dict[str, str] = {
     # As `cdk synth -c key=value` passes them:
-    "container_env": json.dumps(
-        {
-            "SAGEMAKER_PROGRAM": "inference.py",
-            "SAGEMAKER_TS_BATCH_SIZE": "8",
-            "SAGEMAKER_TS_MAX_BATCH_DELAY": "5",
-        }
-    ),
+    "container_env": json.dumps({"SAGEMAKER_PROGRAM": "inference.py"}),
     "initial_instance_count": "2",
     "throttle_rate_limit": "20",
     "throttle_burst_limit": "30",
@@ -126,7 +123,9 @@ def digits_assembly(workdir: Path, context: Mapping[str, str] | None = None) -> 
 
     data = digits_data(workdir / "data")
     trained = train_digits(data, workdir / "trained")
-    result = export_pytorch(trained, name="digits", out_dir=workdir / "artifacts")
+    result = export_pytorch(
+        trained, name="digits", out_dir=workdir / "artifacts", serve=DIGITS_SERVE
+    )
     return synth(
         workdir / "cdk.out",
         {**DIGITS_CONTEXT, "artifact_path": str(result.tarball), **(context or {})},

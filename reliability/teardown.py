@@ -283,7 +283,7 @@ def _synth(workdir: Path, stage: str) -> Path:
             "stage": stage,
             "model_data_url": MODEL_DATA_URL,
             "framework": "pytorch",
-            "framework_version": "2.6",
+            "framework_version": "1.4",
         },
     )
 

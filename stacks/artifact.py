@@ -3,7 +3,9 @@
 The artifact is either the local `model.tar.gz` that `make artifacts` writes (uploaded as a CDK
 asset on deploy) or an existing `s3://` URI from config. The serving container is the AWS Deep
 Learning Container for the artifact's framework and version, resolved by `sagemaker.core.image_uris`
-from JSON shipped in the package (no AWS call), unless config names an image URI.
+from JSON shipped in the package (no AWS call), unless config names an image URI: PyTorch models
+run on AWS's Ray Serve container (image family `ray-serve`, CPU or CUDA by instance type, version
+pinned by the manifest or `framework_version`), TensorFlow models on TF Serving.
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ from stacks.config import ConfigError, ServingConfig
 
 # What each framework's serving container expects when a manifest does not say.
 _DEFAULT_CONTENT_TYPE = {"pytorch": "application/json", "tensorflow": "application/json"}
+# sagemaker-core's image family per framework; PyTorch's is AWS's Ray Serve container.
+IMAGE_FAMILY = {"pytorch": "ray-serve", "tensorflow": "tensorflow"}
+# The Ray Serve DLC version a PyTorch artifact without a manifest gets (v1.4: Ray 2.57.0).
+DEFAULT_RAY_SERVE_VERSION = "1.4"
+# The Ray Serve settings in a PyTorch artifact's config.yaml (manifest "serve"), by config key.
+SERVE_KEYS = {
+    "serve_replicas": "replicas",
+    "serve_cpus_per_replica": "cpus_per_replica",
+    "serve_max_ongoing_requests": "max_ongoing_requests",
+    "serve_max_batch_size": "max_batch_size",
+    "serve_batch_wait_ms": "batch_wait_ms",
+}
 
 
 class ArtifactError(ConfigError):
@@ -38,6 +52,7 @@ class ModelSource:
     local_path: Path | None  # set when the artifact is a local file (CDK asset)
     s3_url: str | None  # set when config names an existing artifact
     image: ServingImage
+    container_env: dict[str, str]  # the framework's defaults, then config's container_env
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -80,10 +95,9 @@ def resolve_image(
 
         try:
             uri = image_uris.retrieve(
-                framework=framework,
+                framework=IMAGE_FAMILY[framework],
                 region=cfg.region,
                 version=version,
-                py_version=py_version if framework == "pytorch" else None,
                 instance_type=cfg.instance_type,
                 image_scope="inference",
             )
@@ -103,6 +117,49 @@ def resolve_image(
     return ServingImage(
         uri=uri, repository_arn=f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"
     )
+
+
+def ray_serve_env(cfg: ServingConfig) -> dict[str, str]:
+    """How AWS's Ray Serve container should run Ray (its entrypoint passes the env to Ray).
+
+    Ray 2.56+'s high-throughput ingress: HAProxy in C instead of Serve's Python proxy actor (about
+    4x the requests per second of one replica measured locally; BENCHMARKS.md). One HAProxy thread
+    per vCPU pair is plenty for a model-bound instance. RAYSERVE_BACKEND_TIMEOUT bounds the
+    adapter's call into Serve: SageMaker's own limit on an invocation is 60 s.
+    """
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_HAPROXY_NBTHREAD": "1",
+        "RAYSERVE_BACKEND_TIMEOUT": str(cfg.model_timeout_s),
+    }
+
+
+def check_serve_settings(cfg: ServingConfig, manifest: dict) -> None:
+    """Config's serve_* keys must match what the artifact's config.yaml was exported with."""
+    wanted = {key: value for key, value in cfg.serve_settings.items() if value is not None}
+    if not wanted:
+        return
+    exported = manifest.get("serve")
+    if not isinstance(exported, dict):
+        raise ArtifactError(
+            f"config sets {', '.join(sorted(wanted))} but the artifact's manifest has no Ray "
+            "Serve settings: re-export it with `python -m model_export pytorch`"
+        )
+    differ = {
+        key: (exported.get(SERVE_KEYS[key]), value)
+        for key, value in wanted.items()
+        if exported.get(SERVE_KEYS[key]) != value
+    }
+    if differ:
+        flags = " ".join(
+            f"--{SERVE_KEYS[key].replace('_', '-')} {value}" for key, (_, value) in differ.items()
+        )
+        found = ", ".join(f"{key}={old!r} (config: {new!r})" for key, (old, new) in differ.items())
+        raise ArtifactError(
+            f"the artifact's config.yaml was exported with {found}; Ray Serve reads these from "
+            f"the artifact, so re-export it: `python -m model_export pytorch ... {flags}`"
+        )
 
 
 def resolve_model_source(cfg: ServingConfig, project_root: Path) -> ModelSource:
@@ -138,6 +195,18 @@ def resolve_model_source(cfg: ServingConfig, project_root: Path) -> ModelSource:
     if framework not in ("pytorch", "tensorflow"):
         raise ArtifactError(f"the artifact's framework {framework!r} is not pytorch or tensorflow")
     version = pick("framework_version", cfg.framework_version)
+    env: dict[str, str] = {}
+    if framework == "pytorch":
+        container = manifest.get("container") or {}
+        if manifest and container.get("image_family") != IMAGE_FAMILY["pytorch"]:
+            raise ArtifactError(
+                f"{cfg.resolved_artifact_path} was exported for the retired PyTorch inference "
+                "container (TorchServe); re-export it with `python -m model_export pytorch` for "
+                "AWS's Ray Serve container"
+            )
+        if manifest:
+            check_serve_settings(cfg, manifest)
+        env = ray_serve_env(cfg)
     py_version = str(manifest.get("py_version") or cfg.py_version)
     content_type = cfg.endpoint_content_type
     if content_type == "auto":
@@ -150,4 +219,5 @@ def resolve_model_source(cfg: ServingConfig, project_root: Path) -> ModelSource:
         local_path=local_path,
         s3_url=cfg.model_data_url or None,
         image=resolve_image(cfg, framework, version, py_version),
+        container_env={**env, **cfg.container_env},
     )

@@ -63,6 +63,17 @@ class ServingConfig:
     image_uri: str = ""
     container_env: Mapping[str, str] = field(default_factory=dict)
     endpoint_content_type: str = "auto"
+    # PyTorch (AWS's Ray Serve container): the adapter's limit on one call into Serve
+    # (RAYSERVE_BACKEND_TIMEOUT; SageMaker allows an invocation 60 s), and the Ray Serve settings
+    # the artifact's config.yaml must have been exported with (0, or -1 for the batch wait: take
+    # whatever the artifact says). Serve reads them from the artifact, so a mismatch fails synth
+    # with the re-export command.
+    model_timeout_s: int = 60
+    serve_replicas: int = 0
+    serve_cpus_per_replica: float = 0.0
+    serve_max_ongoing_requests: int = 0
+    serve_max_batch_size: int = 0
+    serve_batch_wait_ms: float = -1.0
 
     # --- endpoint -------------------------------------------------------------------------------
     instance_type: str = "ml.m5.large"
@@ -140,6 +151,19 @@ class ServingConfig:
         if not self.reserve_lambda_concurrency:
             return None
         return max(self.throttle_burst_limit, 2 * self.provisioned_concurrency)
+
+    @property
+    def serve_settings(self) -> dict[str, int | float | None]:
+        """The serve_* keys, None where config leaves them to the artifact."""
+        return {
+            "serve_replicas": self.serve_replicas or None,
+            "serve_cpus_per_replica": self.serve_cpus_per_replica or None,
+            "serve_max_ongoing_requests": self.serve_max_ongoing_requests or None,
+            "serve_max_batch_size": self.serve_max_batch_size or None,
+            "serve_batch_wait_ms": None
+            if self.serve_batch_wait_ms < 0
+            else self.serve_batch_wait_ms,
+        }
 
     @property
     def resolved_artifact_path(self) -> Path:
@@ -302,6 +326,26 @@ def _validate_capacity(cfg: ServingConfig) -> None:
         0 < cfg.throttle_burst_limit <= 5_000,
         cfg.throttle_burst_limit,
         "must be a positive integer, at most 5000 (the account limit)",
+    )
+    _check(
+        "model_timeout_s",
+        1 <= cfg.model_timeout_s <= 60,
+        cfg.model_timeout_s,
+        "must be 1-60 seconds: SageMaker ends an invocation after 60 s",
+    )
+    for key in ("serve_replicas", "serve_max_ongoing_requests", "serve_max_batch_size"):
+        _check(key, getattr(cfg, key) >= 0, getattr(cfg, key), "must be 0 (as exported) or more")
+    _check(
+        "serve_cpus_per_replica",
+        cfg.serve_cpus_per_replica >= 0,
+        cfg.serve_cpus_per_replica,
+        "must be 0 (as exported) or a positive number of CPUs",
+    )
+    _check(
+        "serve_batch_wait_ms",
+        cfg.serve_batch_wait_ms == -1 or 0 <= cfg.serve_batch_wait_ms <= 1000,
+        cfg.serve_batch_wait_ms,
+        "must be -1 (as exported) or 0-1000 milliseconds",
     )
     _check(
         "lambda_timeout_s",

@@ -18,6 +18,15 @@ from stacks.common import data_removal_policy, nag_resource, retention
 VARIANT_NAME = "AllTraffic"
 
 
+GPU_INFERENCE_AMI = "al2-ami-sagemaker-inference-gpu-3-1"
+
+
+def is_gpu(instance_type: str) -> bool:
+    """Whether a SageMaker instance type has NVIDIA GPUs (sagemaker-core picks CUDA images)."""
+    family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
+    return family.startswith(("g", "p"))
+
+
 class ModelEndpoint(Construct):
     """A real-time endpoint with one production variant serving ``model_data_url`` in ``image``.
 
@@ -198,6 +207,9 @@ class ModelEndpoint(Construct):
                     initial_instance_count=initial_instance_count,
                     initial_variant_weight=1.0,
                     container_startup_health_check_timeout_in_seconds=container_startup_timeout_s,
+                    # AWS's CUDA serving images need a host AMI with newer NVIDIA drivers than the
+                    # default one (aws/deep-learning-containers docs/ray/deployment/sagemaker.md).
+                    inference_ami_version=GPU_INFERENCE_AMI if is_gpu(instance_type) else None,
                 )
             ],
             kms_key_id=self.volume_key.key_arn if self.volume_key else None,

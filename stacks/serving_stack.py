@@ -97,7 +97,7 @@ class ServingStack(cdk.Stack):
             model_data_url=model_data_url,
             model_read_arn=model_read_arn,
             image=model_source.image,
-            container_env=cfg.container_env,
+            container_env=model_source.container_env,
             instance_type=cfg.instance_type,
             initial_instance_count=cfg.initial_instance_count,
             volume_kms=cfg.volume_kms and volume_kms_supported(cfg.instance_type),

@@ -22,7 +22,8 @@ from local_stage.model_server.server import ModelServer, model_thread, serve
 
 log = logging.getLogger("local_stage.model_server")
 
-FLAVOURS = ("pytorch", "tensorflow")
+# PyTorch models run in real Ray Serve (local_stage.ray_container), not here.
+FLAVOURS = ("tensorflow",)
 
 
 def _env_bool(env: Mapping[str, str], key: str) -> bool:
@@ -40,14 +41,11 @@ def _env_number(env: Mapping[str, str], key: str, default: float) -> float:
 
 
 def batching_from_env(flavour: str, env: Mapping[str, str]) -> tuple[int, float]:
-    """(max batch size, max delay in seconds) as the flavour's container reads them."""
-    if flavour == "tensorflow":
-        if not _env_bool(env, "SAGEMAKER_TFS_ENABLE_BATCHING"):
-            return 1, 0.0
-        size = int(_env_number(env, "SAGEMAKER_TFS_MAX_BATCH_SIZE", 8))
-        return size, _env_number(env, "SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS", 1000) / 1e6
-    size = int(_env_number(env, "SAGEMAKER_TS_BATCH_SIZE", 1))
-    return size, _env_number(env, "SAGEMAKER_TS_MAX_BATCH_DELAY", 100) / 1000.0
+    """(max batch size, max delay in seconds) as the TF Serving container reads them."""
+    if not _env_bool(env, "SAGEMAKER_TFS_ENABLE_BATCHING"):
+        return 1, 0.0
+    size = int(_env_number(env, "SAGEMAKER_TFS_MAX_BATCH_SIZE", 8))
+    return size, _env_number(env, "SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS", 1000) / 1e6
 
 
 def timeout_from_env(env: Mapping[str, str]) -> float:
@@ -73,15 +71,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=None,
         help="dynamic batching: most requests per model call (default: from the container env: "
-        "SAGEMAKER_TS_BATCH_SIZE, or SAGEMAKER_TFS_MAX_BATCH_SIZE when "
-        "SAGEMAKER_TFS_ENABLE_BATCHING is true; 1 = off)",
+        "SAGEMAKER_TFS_MAX_BATCH_SIZE when SAGEMAKER_TFS_ENABLE_BATCHING is true; 1 = off)",
     )
     p.add_argument(
         "--max-batch-delay-ms",
         type=float,
         default=None,
         help="dynamic batching: longest wait for a fuller batch when the model is idle (default: "
-        "SAGEMAKER_TS_MAX_BATCH_DELAY ms or SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS)",
+        "SAGEMAKER_TFS_BATCH_TIMEOUT_MICROS)",
     )
     p.add_argument(
         "--max-queue",
@@ -151,29 +148,16 @@ def build_server(args: argparse.Namespace, env: Mapping[str, str]) -> ModelServe
     timeout_s = args.request_timeout_s or timeout_from_env(env)
     port_holder: dict[str, int] = {"port": args.port}
     model_pool = model_thread()
-    handler: ServingHandler
-    if args.flavour == "pytorch":
-        import torch
+    import tensorflow as tf
 
-        from local_stage.model_server.pytorch_handler import PyTorchHandler
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, threads))
+    from local_stage.model_server.tfs_handler import TfsHandler
 
-        def load() -> PyTorchHandler:
-            torch.set_num_threads(threads)
-            return PyTorchHandler(args.model_dir, env)
+    def rest_base_url() -> str:
+        return f"http://{args.host}:{port_holder['port']}"
 
-        # Loaded on the thread that will serve it (see model_thread()).
-        handler = model_pool.submit(load).result()
-    else:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(max(1, threads))
-        from local_stage.model_server.tfs_handler import TfsHandler
-
-        def rest_base_url() -> str:
-            return f"http://{args.host}:{port_holder['port']}"
-
-        handler = TfsHandler(args.model_dir, env, rest_base_url)
+    handler: ServingHandler = TfsHandler(args.model_dir, env, rest_base_url)
     server = ModelServer(
         handler,
         batching,

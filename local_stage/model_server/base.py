@@ -1,12 +1,14 @@
-"""What both container flavours share: the request/response types and the handler interface.
+"""The emulated TF Serving container's request/response types and handler interface.
+
+(PyTorch models run in real Ray Serve: ``local_stage/ray_container.py``.)
 
 A handler splits one invocation into three steps so that the server can batch the middle one:
 ``prepare`` (decode the request, in an I/O thread), ``run_batch`` (the model, in the one model
 thread, on the payloads of several concurrent requests at once) and ``finish`` (encode the
 response, in an I/O thread).
 
-The handlers are the one implementation of the containers' contract: the model server serves
-them over HTTP, and ``model_export.containers`` (what ``python -m model_export verify`` trusts)
+The handler is the one implementation of the TF Serving container's contract: the model server serves
+it over HTTP, and ``model_export.containers`` (what ``python -m model_export verify`` trusts)
 calls the same three steps in-process.
 """
 

@@ -44,8 +44,8 @@ LOCAL_ERROR_HEADER = "X-Local-Stage-Error"
 MAX_BODY_BYTES = 100 * 1024 * 1024
 # input_fn/output_fn run on the event loop itself while they cost less than INLINE_MAX_CPU_S of
 # CPU on average and the body is small: for a 32x32 PNG a hop to a pool thread and back costs more
-# than the decode (measured with bench/local_profile.py). CPU time, because under load a step's
-# wall time is mostly waiting for the GIL, and counting that wait sends cheap steps to the pool,
+# than the decode (bench/results/local_profile.md). CPU time, because under load a step's wall
+# time is mostly waiting for the GIL, and counting that wait sends cheap steps to the pool,
 # where they wait longer still. A step that waits on I/O (an input_fn fetching from S3) has a
 # small CPU cost but a long wall time: past INLINE_MAX_WALL_S it stays in the pool.
 INLINE_MAX_CPU_S = 0.0005

@@ -1,24 +1,25 @@
 """SageMaker PyTorch serving handlers for an image classifier exported by ``model_export``.
 
-This file is the artifact's ``code/inference.py``. The SageMaker PyTorch inference container
-(sagemaker-pytorch-inference-toolkit on TorchServe) imports it and calls, per request::
+This file is the artifact's ``code/inference.py``. The artifact's Ray Serve application
+(``code/serve_app.py``, SageMaker PyTorch's handler contract on AWS's Ray Serve container) imports
+it and calls::
 
     model = model_fn(model_dir)                       # once, at start-up
     data = input_fn(request_body, content_type)       # decode one request
     prediction = predict_fn(data, model)              # run the model
     body, content_type = output_fn(prediction, accept)  # encode one response
 
-Each function also accepts the container's trailing ``context`` argument (the toolkit passes it
-when the signature has room for it). Serving needs only the standard library, torch, numpy and
+Each function also accepts the toolkit's trailing ``context`` argument (passed when the signature
+has room for it). Serving needs only the standard library, torch, numpy and
 Pillow; the architecture comes from ``torch_models.py`` beside this file and the rest from
 ``<model_dir>/model_config.json``.
 
-Batching contract (the local model server batches several requests into one ``predict_fn`` call):
+Batching contract (the Serve application batches several requests into one ``predict_fn`` call):
 
 - ``input_fn`` returns a ``torch.float32`` tensor of shape ``(n, 3, S, S)`` with ``n >= 1``: the
   request's images, already preprocessed (RGB, resized to S x S, scaled to [0, 1], normalised
   with the training mean/std, channels first). One request may carry several images.
-- ``predict_fn`` accepts any such tensor ``(B, 3, S, S)``: the server may ``torch.cat`` the
+- ``predict_fn`` accepts any such tensor ``(B, 3, S, S)``: the application may ``torch.cat`` the
   ``input_fn`` outputs of several requests along dimension 0. It returns a ``torch.float32``
   tensor ``(B, K)`` of class probabilities (softmax) on the CPU, row ``i`` belonging to input
   row ``i``. The model runs on the GPU when there is one.
@@ -37,7 +38,7 @@ Request content types:
 Response (``Accept``): ``application/json`` (also ``*/*`` or none) gives
 ``{"predictions": [{"label": "7", "probability": 0.98, "probabilities": {"0": ..., ...}}]}``;
 ``application/x-npy`` gives the ``n x K`` float32 probability array. Bad requests raise an error
-carrying an HTTP ``status_code`` (400, 406, 413, 415) that the container turns into the response.
+carrying an HTTP ``status_code`` (400, 406, 413, 415) that the application turns into the response.
 """
 
 from __future__ import annotations
@@ -54,23 +55,14 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-try:  # In the AWS container the toolkit's error type carries our status code to the client.
-    from sagemaker_inference.errors import GenericInferenceToolkitError as _ErrorBase
-except ImportError:  # Elsewhere (the local model server, tests) a stand-in with the same shape.
 
-    class _ErrorBase(Exception):  # type: ignore[no-redef]
-        def __init__(self, status_code, message=None, phrase=None):
-            self.status_code = status_code
-            self.message = message or "Invalid Request"
-            self.phrase = phrase or self.message
-            super().__init__(status_code, self.message, self.phrase)
-
-
-class RequestError(_ErrorBase):
+class RequestError(Exception):
     """A request this model cannot serve; ``status_code`` is the HTTP status to answer with."""
 
     def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(status_code, message, message)
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
 
     def __str__(self) -> str:
         return self.message

@@ -2,8 +2,9 @@
 
 Real data path (reliability/harness.py): ``training/prepare_digits.py`` writes scikit-learn's
 handwritten digits as PNG files; a small CNN is trained on them with the serving preprocessing,
-exported by ``model_export`` into the PyTorch container's layout, synthesized by the real CDK app
-and served from that cloud assembly with the real ``lambda_src/`` handler. Every process is
+exported by ``model_export`` for AWS's Ray Serve container, synthesized by the real CDK app
+and served from that cloud assembly (real Ray Serve behind the container's adapter) with the
+real ``lambda_src/`` handler. Every process is
 stopped (Ctrl-C, as a person would) and checked gone at the end.
 """
 
@@ -35,7 +36,9 @@ def digits_artifact(digits_data: Path, tmp_path_factory: pytest.TempPathFactory)
 
     base = tmp_path_factory.mktemp("model")
     trained = harness.train_digits(digits_data, base / "trained")
-    return export_pytorch(trained, name="digits", out_dir=base / "artifacts").tarball
+    return export_pytorch(
+        trained, name="digits", out_dir=base / "artifacts", serve=harness.DIGITS_SERVE
+    ).tarball
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,7 @@ def dev() -> tuple[cdk_app.ServingStack, Template]:
             "stage": "dev",
             "model_data_url": S3_MODEL,
             "framework": "pytorch",
-            "framework_version": "2.6",
+            "framework_version": "1.4",
         }
     )
 
@@ -93,7 +93,7 @@ def iam_auth() -> tuple[cdk_app.ServingStack, Template]:
             "stage": "dev",
             "model_data_url": S3_MODEL,
             "framework": "pytorch",
-            "framework_version": "2.6",
+            "framework_version": "1.4",
             "api_auth": "iam",
             "client_role_principal": "210987654321",
             "instance_type": "ml.g5.xlarge",

@@ -16,14 +16,53 @@ def _one(template, kind: str, props: dict | None = None) -> tuple[str, dict]:
     return next(iter(found.items()))
 
 
-def test_model_uses_the_offline_resolved_serving_image_and_artifact(dev, prod):
-    _, template = dev
+def test_a_gpu_instance_gets_the_cuda_ray_serve_image_and_the_gpu_host_ami(dev, iam_auth):
+    # Given ml.g5.xlarge, then the CUDA image and the AMI with drivers it needs; on CPU neither.
+    _, template = iam_auth
     template.has_resource_properties(
         "AWS::SageMaker::Model",
         {
             "PrimaryContainer": {
-                "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6-cpu-py312",
+                "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/ray:serve-ml-sagemaker-cuda-v1.4"
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [
+                Match.object_like(
+                    {
+                        "InstanceType": "ml.g5.xlarge",
+                        "InferenceAmiVersion": "al2-ami-sagemaker-inference-gpu-3-1",
+                    }
+                )
+            ]
+        },
+    )
+    _, cpu_template = dev
+    (variant,) = next(iter(cpu_template.find_resources("AWS::SageMaker::EndpointConfig").values()))[
+        "Properties"
+    ]["ProductionVariants"]
+    assert "InferenceAmiVersion" not in variant
+
+
+def test_model_uses_the_offline_resolved_serving_image_and_artifact(dev, prod):
+    _, template = dev
+    # PyTorch serves on AWS's Ray Serve container, the CPU image pinned to v1.4, configured for
+    # Ray's fast (HAProxy) ingress.
+    template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": {
+                "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/ray:serve-ml-sagemaker-cpu-v1.4",
                 "ModelDataUrl": "s3://my-models-bucket/digits/v3/model.tar.gz",
+                "Environment": {
+                    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+                    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+                    "RAY_SERVE_HAPROXY_NBTHREAD": "1",
+                    "RAYSERVE_BACKEND_TIMEOUT": "60",
+                },
             },
             "EnableNetworkIsolation": True,
         },

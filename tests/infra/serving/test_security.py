@@ -61,7 +61,7 @@ def test_execution_role_reads_only_the_artifact_pulls_only_its_image(dev):
         "ecr:GetDownloadUrlForLayer",
     ]
     assert statements["PullServingImage"]["Resource"] == (
-        "arn:aws:ecr:us-east-1:763104351884:repository/pytorch-inference"
+        "arn:aws:ecr:us-east-1:763104351884:repository/ray"
     )
     # The volume is set up through a grant; nothing encrypts with the key directly.
     assert sorted(statements["UseVolumeKey"]["Action"]) == [
@@ -235,7 +235,7 @@ def test_cdk_nag_runs_on_every_synth_and_blocks_findings():
         overrides={
             "model_data_url": "s3://b-bucket/m/model.tar.gz",
             "framework": "pytorch",
-            "framework_version": "2.6",
+            "framework_version": "1.4",
         },
     )
     s3.CfnBucket(stack, "CarelessBucket")
@@ -251,7 +251,7 @@ def synthesized_dir(tmp_path_factory):
         **project_context(),
         "model_data_url": "s3://my-models-bucket/digits/v3/model.tar.gz",
         "framework": "pytorch",
-        "framework_version": "2.6",
+        "framework_version": "1.4",
     }
     result = subprocess.run(
         [sys.executable, "app.py"],

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from local_stage.cli import free_port
-from local_stage.testing import build_torch_artifact, build_torchscript_artifact
+from local_stage.testing import build_torch_artifact
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -25,11 +25,6 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="session")
 def torch_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_torch_artifact(tmp_path_factory.mktemp("torch") / "model")
-
-
-@pytest.fixture(scope="session")
-def torchscript_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_torchscript_artifact(tmp_path_factory.mktemp("ts") / "model")
 
 
 @pytest.fixture(scope="session")
@@ -159,26 +154,3 @@ def session_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., RunningServer]]:
     yield from _server_factory(tmp_path_factory.mktemp("session-servers"))
-
-
-@pytest.fixture(scope="session")
-def torch_server(session_server, torch_model_dir) -> RunningServer:
-    """The test PyTorch artifact with default settings (no batching, generous queue)."""
-    return session_server(torch_model_dir, "pytorch")
-
-
-@pytest.fixture(scope="session")
-def tuned_torch_server(session_server, torch_model_dir) -> RunningServer:
-    """Batching on (8 / 50 ms), a small in-flight bound (4) and a short timeout (1.5 s)."""
-    return session_server(
-        torch_model_dir,
-        "pytorch",
-        "--max-batch-size",
-        "8",
-        "--max-batch-delay-ms",
-        "50",
-        "--max-queue",
-        "4",
-        "--request-timeout-s",
-        "1.5",
-    )

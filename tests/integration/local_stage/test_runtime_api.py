@@ -24,6 +24,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from local_stage.cli import free_port
+from local_stage.model_server.server import LOCAL_ERROR_HEADER
+from local_stage.ray_container import RayContainer
 
 from .conftest import REPO, stop_process, wait_http_port
 
@@ -31,24 +33,78 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runtime(torch_server, tuned_torch_server, tmp_path_factory):
-    normal, busy = torch_server, tuned_torch_server
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: a crashed instance
-    config = {
-        "region": "us-east-1",
-        "account": "123456789012",
-        "endpoints": {
-            "digits": {"variants": [{"name": "AllTraffic", "instances": [normal.url]}]},
-            "busy": {"variants": [{"name": "AllTraffic", "instances": [busy.url]}]},
-            "down": {"variants": [{"name": "AllTraffic", "instances": [dead]}]},
-            "slow": {
-                "container_timeout_s": 1,
-                "variants": [{"name": "AllTraffic", "instances": [normal.url]}],
-            },
-        },
-    }
-    with runtime_api(config, tmp_path_factory.mktemp("runtime")) as url:
+def ray_instance(torch_model_dir, tmp_path_factory) -> Iterator[RayContainer]:
+    """The test artifact in real Ray Serve behind the container's adapter."""
+    log_path = tmp_path_factory.mktemp("ray") / "ray.log"
+    with RayContainer(torch_model_dir, log_path=log_path) as container:
+        yield container
+
+
+@contextlib.contextmanager
+def bounded_instance(limit: int = 2, work_s: float = 0.7) -> Iterator[str]:
+    """An instance that refuses work past ``limit`` requests in flight with the local model
+    server's overload answer (503 + ``X-Local-Stage-Error: overloaded``, what its TF Serving
+    emulation sends when its queue is full)."""
+    in_flight = 0
+
+    async def invocations(request: web.Request) -> web.Response:
+        nonlocal in_flight
+        await request.read()
+        if in_flight >= limit:
+            return web.json_response(
+                {"message": "queue full"}, status=503, headers={LOCAL_ERROR_HEADER: "overloaded"}
+            )
+        in_flight += 1
+        try:
+            await asyncio.sleep(work_s)
+        finally:
+            in_flight -= 1
+        return web.json_response({"predictions": [[1.0]]})
+
+    with threaded_app({"/invocations": invocations}) as url:
         yield url
+
+
+@contextlib.contextmanager
+def threaded_app(posts: dict) -> Iterator[str]:
+    app = web.Application()
+    for path, handler in posts.items():
+        app.router.add_post(path, handler)
+    app.router.add_get("/ping", lambda _: web.Response(text=""))
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def runtime(ray_instance, tmp_path_factory):
+    normal = ray_instance
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: a crashed instance
+    with bounded_instance() as busy:
+        config = {
+            "region": "us-east-1",
+            "account": "123456789012",
+            "endpoints": {
+                "digits": {"variants": [{"name": "AllTraffic", "instances": [normal.url]}]},
+                "busy": {"variants": [{"name": "AllTraffic", "instances": [busy]}]},
+                "down": {"variants": [{"name": "AllTraffic", "instances": [dead]}]},
+                "slow": {
+                    "container_timeout_s": 1,
+                    "variants": [{"name": "AllTraffic", "instances": [normal.url]}],
+                },
+            },
+        }
+        with runtime_api(config, tmp_path_factory.mktemp("runtime")) as url:
+            yield url
 
 
 @contextlib.contextmanager
@@ -96,7 +152,7 @@ def client(runtime, monkeypatch):
 def test_invoke_endpoint_returns_the_body_content_type_and_variant(client):
     resp = client.invoke_endpoint(
         EndpointName="digits",
-        Body=b"[[1,2,3,4]]",
+        Body=b'{"instances": [[1,2,3,4]]}',
         ContentType="application/json",
         Accept="application/json",
     )
@@ -129,17 +185,13 @@ def test_a_container_error_is_a_model_error_with_the_original_status_and_message
 
 def test_no_reachable_instance_is_service_unavailable(client):
     with pytest.raises(client.exceptions.ServiceUnavailable):
-        client.invoke_endpoint(
-            EndpointName="down", Body=b"[[1,2,3,4]]", ContentType="application/json"
-        )
+        client.invoke_endpoint(EndpointName="down", Body=b"{}", ContentType="application/json")
 
 
 def test_a_full_queue_is_throttling_and_a_slow_model_a_timeout_model_error(client):
     def invoke(_: int) -> str:
         try:
-            client.invoke_endpoint(
-                EndpointName="busy", Body=b'{"sleep_s": 0.7}', ContentType="application/json"
-            )
+            client.invoke_endpoint(EndpointName="busy", Body=b"{}", ContentType="application/json")
             return "ok"
         except ClientError as exc:
             return exc.response["Error"]["Code"]
@@ -161,7 +213,7 @@ def test_the_aws_cli_style_env_is_all_a_client_needs(runtime):
     # A fresh process with only the env var and dummy credentials (no code changes).
     code = (
         "import boto3;c=boto3.client('sagemaker-runtime', region_name='us-east-1');"
-        "print(c.invoke_endpoint(EndpointName='digits', Body=b'[[0,0,0,1]]',"
+        "print(c.invoke_endpoint(EndpointName='digits', Body=b'{\"instances\": [[0,0,0,1]]}',"
         "ContentType='application/json')['InvokedProductionVariant'])"
     )
     env = {
@@ -193,21 +245,8 @@ def flaky_instance() -> Iterator[str]:
             raise ConnectionResetError
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_post("/invocations", invocations)
-    app.router.add_get("/ping", lambda _: web.Response(text=""))
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
+    with threaded_app({"/invocations": invocations}) as url:
+        yield url
 
 
 def test_a_connection_lost_mid_request_fails_that_request_only(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from local_stage.errors import LocalStageError
 from local_stage.template import flavour_from_image, load_stack
-from local_stage.testing import TF_IMAGE, pack, write_cloud_assembly
+from local_stage.testing import PYTORCH_IMAGE, TF_IMAGE, pack, write_cloud_assembly
 
 from .conftest import REPO
 
@@ -25,7 +25,7 @@ def assembly(torch_model_dir, tmp_path_factory) -> Path:
         base / "cdk.out",
         stack_name="MlServing-dev-tiny",
         model_tarball=tarball,
-        container_env={"SAGEMAKER_TS_BATCH_SIZE": "4"},
+        container_env={"RAY_SERVE_HAPROXY_NBTHREAD": "1"},
         instance_count=3,
         binary_media_types=("image/png", "multipart~1form-data"),
         throttle_rate=7,
@@ -40,7 +40,7 @@ def test_reads_model_variant_function_and_api_settings(assembly):
     (variant,) = spec.endpoint.variants
     assert (variant.name, variant.initial_instance_count) == ("AllTraffic", 3)
     assert variant.model.flavour == "pytorch"
-    assert variant.model.environment == {"SAGEMAKER_TS_BATCH_SIZE": "4"}
+    assert variant.model.environment == {"RAY_SERVE_HAPROXY_NBTHREAD": "1"}
     assert variant.model.model_data_path.is_file()
     (fn,) = spec.functions
     assert fn.handler == "handler.lambda_handler"
@@ -57,8 +57,12 @@ def test_reads_model_variant_function_and_api_settings(assembly):
 
 def test_unknown_images_and_missing_templates_are_clear_errors(assembly):
     assert flavour_from_image(TF_IMAGE) == "tensorflow"
-    with pytest.raises(LocalStageError, match="pytorch-inference.*tensorflow-inference"):
+    assert flavour_from_image(PYTORCH_IMAGE) == "pytorch"
+    with pytest.raises(LocalStageError, match="ray:serve-ml-sagemaker.*tensorflow-inference"):
         flavour_from_image("123.dkr.ecr.us-east-1.amazonaws.com/my-own-server:1")
+    # The retired TorchServe container is not run any more.
+    with pytest.raises(LocalStageError, match="ray:serve-ml-sagemaker"):
+        flavour_from_image("763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6-cpu")
     with pytest.raises(LocalStageError, match="stacks there: MlServing-dev-tiny"):
         load_stack(assembly, "MlServing-prod-tiny")
 
@@ -71,9 +75,10 @@ def test_reads_the_real_synthesized_stack(torch_model_dir, tmp_path):
         json.dumps(
             {
                 "framework": "pytorch",
-                "framework_version": "2.6",
-                "py_version": "py312",
+                "framework_version": "1.4",
+                "py_version": "py313",
                 "content_type": "application/json",
+                "container": {"image_family": "ray-serve"},
             }
         )
     )

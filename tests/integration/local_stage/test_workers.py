@@ -1,4 +1,4 @@
-"""Several model-server worker processes sharing one instance's port (SO_REUSEPORT)."""
+"""Several TF model-server worker processes sharing one instance's port (SO_REUSEPORT)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def worker_argv(model_dir: Path, port: int) -> list[str]:
         "--model-dir",
         str(model_dir),
         "--flavour",
-        "pytorch",
+        "tensorflow",
         "--port",
         str(port),
         "--workers",
@@ -50,15 +50,15 @@ def answering_pids(url: str, tries: int = 60) -> set[str]:
 
 
 def test_supervisor_starts_workers_on_one_port_each_answers_and_a_crash_is_survived(
-    torch_model_dir, tmp_path
+    tf_artifacts, tmp_path
 ):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     children = [
         Child(
             name=f"model/w{i}",
-            argv=worker_argv(torch_model_dir, port),
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            argv=worker_argv(tf_artifacts["plain"], port),
+            env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"},
             port=port,
             ping_path="/ping",
             shares_port=True,
@@ -81,7 +81,7 @@ def test_supervisor_starts_workers_on_one_port_each_answers_and_a_crash_is_survi
                 lambda: [
                     requests.post(
                         url + "/invocations",
-                        data="[[1, 2, 3, 4]]",
+                        data='{"instances": [[1, 2, 3, 4]]}',
                         headers={"Content-Type": "application/json", **FRESH},
                         timeout=HTTP_TIMEOUT_S,
                     ).status_code
@@ -100,11 +100,11 @@ def test_supervisor_starts_workers_on_one_port_each_answers_and_a_crash_is_survi
     assert after == {str(pids[1])}
 
 
-def test_a_worker_without_reuse_port_cannot_share_the_port(torch_model_dir, tmp_path):
+def test_a_worker_without_reuse_port_cannot_share_the_port(tf_artifacts, tmp_path):
     port = free_port()
     log_path = tmp_path / "second.log"
     first = subprocess.Popen(
-        worker_argv(torch_model_dir, port),
+        worker_argv(tf_artifacts["plain"], port),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -118,7 +118,7 @@ def test_a_worker_without_reuse_port_cannot_share_the_port(torch_model_dir, tmp_
             except requests.RequestException:
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
-        argv = [a for a in worker_argv(torch_model_dir, port) if a != "--reuse-port"]
+        argv = [a for a in worker_argv(tf_artifacts["plain"], port) if a != "--reuse-port"]
         with log_path.open("wb") as log:
             second = subprocess.run(
                 argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=120

@@ -163,35 +163,81 @@ def test_missing_artifact_says_which_file_and_which_command(tmp_path):
     assert "make artifacts MODEL=sentiment" in message and "model_data_url=s3://" in message
 
 
-def test_manifest_picks_framework_container_and_content_type(tmp_path):
+def _write_manifest(tmp_path, manifest):
     folder = tmp_path / "artifacts" / "digits"
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.tar.gz").write_bytes(b"\x1f\x8b")
-    (folder / "manifest.json").write_text(
-        json.dumps(
-            {
-                "framework": "pytorch",
-                "framework_version": "2.6",
-                "py_version": "py312",
-                "content_type": "application/json",
-            }
-        )
-    )
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+RAY_MANIFEST = {
+    "framework": "pytorch",
+    "framework_version": "1.4",
+    "py_version": "py313",
+    "content_type": "application/json",
+    "container": {"image_family": "ray-serve", "image_repository": "ray"},
+    "serve": {
+        "config": "config.yaml",
+        "replicas": 2,
+        "cpus_per_replica": 1.0,
+        "max_ongoing_requests": 32,
+        "max_batch_size": 16,
+        "batch_wait_ms": 2.0,
+    },
+}
+
+
+def test_manifest_picks_framework_container_and_content_type(tmp_path):
+    folder = _write_manifest(tmp_path, RAY_MANIFEST)
     source = resolve_model_source(build_config(CONTEXT, {}, region="eu-west-1"), tmp_path)
     assert source.local_path == folder / "model.tar.gz"
     assert (
         source.image.uri
-        == "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.6-cpu-py312"
+        == "763104351884.dkr.ecr.eu-west-1.amazonaws.com/ray:serve-ml-sagemaker-cpu-v1.4"
     )
-    assert (
-        source.image.repository_arn
-        == "arn:aws:ecr:eu-west-1:763104351884:repository/pytorch-inference"
-    )
-    # A GPU instance type gets the GPU image.
+    assert source.image.repository_arn == "arn:aws:ecr:eu-west-1:763104351884:repository/ray"
+    assert source.container_env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    # A GPU instance type gets the CUDA image.
     gpu = resolve_model_source(
         build_config(CONTEXT, {"instance_type": "ml.g5.xlarge"}, region="eu-west-1"), tmp_path
     )
-    assert gpu.image.uri.endswith("pytorch-inference:2.6-gpu-py312")
+    assert gpu.image.uri.endswith("ray:serve-ml-sagemaker-cuda-v1.4")
+    # Config's container_env wins over the defaults.
+    tuned = resolve_model_source(
+        build_config(
+            CONTEXT, {"container_env": {"RAY_SERVE_HAPROXY_NBTHREAD": "2"}}, region="eu-west-1"
+        ),
+        tmp_path,
+    )
+    assert tuned.container_env["RAY_SERVE_HAPROXY_NBTHREAD"] == "2"
+
+
+def test_serve_settings_that_differ_from_the_artifact_fail_with_the_re_export_command(tmp_path):
+    _write_manifest(tmp_path, RAY_MANIFEST)
+    same = build_config(
+        CONTEXT, {"serve_replicas": 2, "serve_batch_wait_ms": 2}, region="us-east-1"
+    )
+    resolve_model_source(same, tmp_path)
+    other = build_config(CONTEXT, {"serve_replicas": 4}, region="us-east-1")
+    with pytest.raises(ArtifactError) as error:
+        resolve_model_source(other, tmp_path)
+    assert "serve_replicas=2 (config: 4)" in str(error.value)
+    assert "python -m model_export pytorch ... --replicas 4" in str(error.value)
+
+
+def test_an_artifact_exported_for_the_retired_torchserve_container_is_refused(tmp_path):
+    _write_manifest(
+        tmp_path,
+        {
+            "framework": "pytorch",
+            "framework_version": "2.6",
+            "py_version": "py312",
+            "container": {"image_repository": "pytorch-inference"},
+        },
+    )
+    with pytest.raises(ArtifactError, match="retired PyTorch inference container"):
+        resolve_model_source(build_config(CONTEXT, {}, region="us-east-1"), tmp_path)
 
 
 def test_unsupported_container_version_is_a_clear_error(tmp_path):

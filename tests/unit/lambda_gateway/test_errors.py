@@ -126,6 +126,22 @@ def test_the_container_missing_sagemakers_time_limit_is_a_504(gw) -> None:
     assert "time limit" in error["message"]
 
 
+def test_the_containers_own_proxy_timeout_is_a_504(gw) -> None:
+    # The Ray Serve container's adapter answers 504 when the model outlives
+    # RAYSERVE_BACKEND_TIMEOUT; SageMaker passes it on as a ModelError.
+    stub_error(
+        gw,
+        "ModelError",
+        424,
+        'Received server error (504) from primary with message "{"error": "Request timeout"}"',
+        OriginalStatusCode=504,
+        OriginalMessage='{"error": "Request timeout"}',
+    )
+    response = gw.handle(json_event({"text": "a"}))
+    assert response["statusCode"] == 504
+    assert error_of(response)["code"] == "GatewayTimeout"
+
+
 def test_model_error_without_original_message_uses_the_service_message(gw) -> None:
     stub_error(gw, "ModelError", 424, "Received server error (0) from primary")
     response = gw.handle(json_event({"text": "a"}))

@@ -64,13 +64,15 @@ def _image(fmt: str, size=(20, 13), seed=0) -> bytes:
     return buffer.getvalue()
 
 
-def test_tarball_layout_is_what_the_pytorch_container_loads(torch_artifact):
+def test_tarball_layout_is_what_the_ray_serve_container_loads(torch_artifact):
     result, _ = torch_artifact
     with tarfile.open(result.tarball) as tar:
         names = sorted(m.name for m in tar.getmembers() if m.isfile())
     assert names == [
         "code/inference.py",
+        "code/serve_app.py",
         "code/torch_models.py",
+        "config.yaml",
         "manifest.json",
         "model.pt2",
         "model.pth",
@@ -86,8 +88,8 @@ def test_manifest_schema_and_what_the_stack_reads(torch_artifact, torch_model):
     # The CDK stack picks the container from these top-level keys.
     assert (beside["framework"], beside["framework_version"], beside["py_version"]) == (
         "pytorch",
-        "2.6",
-        "py312",
+        "1.4",
+        "py313",
     )
     assert beside["content_type"] == "application/json"
     assert (beside["name"], beside["version"], beside["class_names"]) == (

@@ -89,10 +89,28 @@ def test_broken_pytorch_artifacts_are_rejected(torch_artifact, tmp_path, edit, m
 def test_serving_code_with_imports_the_container_lacks(torch_artifact, tmp_path):
     def edit(root: Path) -> None:
         script = root / "code" / "inference.py"
-        script.write_text("import pandas\n" + script.read_text())
+        script.write_text("import jsonschema\n" + script.read_text())
 
     report = verify(_repack(torch_artifact[1], tmp_path, edit))
-    assert any("imports pandas" in error for error in report.errors), report.errors
+    assert any("inference.py:1: imports 'jsonschema'" in e for e in report.errors), report.errors
+
+
+def test_requirements_the_image_cannot_meet_offline_are_errors(torch_artifact, tmp_path):
+    def edit(root: Path) -> None:
+        (root / "code" / "requirements.txt").write_text("numpy==2.5.2\njsonschema==4.26.0\n")
+
+    report = verify(_repack(torch_artifact[1], tmp_path, edit))
+    problems = [e for e in report.errors if "requirements.txt asks for" in e]
+    assert len(problems) == 1 and "'jsonschema==4.26.0' (not in the image)" in problems[0]
+    assert "network isolation" in problems[0]
+
+
+def test_an_artifact_without_the_serve_config_is_refused(torch_artifact, tmp_path):
+    def edit(root: Path) -> None:
+        (root / "config.yaml").unlink()
+
+    report = verify(_repack(torch_artifact[1], tmp_path, edit))
+    assert any("config.yaml is missing" in e for e in report.errors), report.errors
 
 
 def _saved_model_to(dst: str):

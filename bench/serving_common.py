@@ -1,0 +1,523 @@
+"""What the serving benchmarks share: artifacts, the raw forward, load generation, timing.
+
+Taken from the issue-7 benchmark of the local model server (measured side by side with Ray Serve
+in BENCHMARKS.md before that server's PyTorch flavour was removed):
+
+- ``make_artifact``: a PyTorch artifact exported by ``model_export`` (random weights) and a PNG;
+- ``raw_ceiling`` / ``raw_forward_fn``: in-process throughput at the best batch size, and one raw
+  request (PNG decode + preprocessing + forward at batch 1) with a torch thread per core;
+- ``throughput``: N concurrent clients (wrk with ``bench/wrk_post.lua``; the in-process aiohttp
+  client without it), ``one_client``: the served p50 against a raw forward in alternating blocks
+  (each after a 50 ms idle gap, so OpenMP threads spinning after a parallel region do not leak
+  into the other block);
+- ``bench_full_path``: one-client p50 through the whole local stage, alternating per request
+  between the model container's port, the runtime API and the API front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http.client
+import io
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "training"))
+
+from local_stage.cli import free_port  # noqa: E402
+from local_stage.testing import PYTORCH_IMAGE, write_cloud_assembly  # noqa: E402
+
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+CPUS = os.cpu_count() or 1
+WRK_SCRIPT = REPO / "bench/wrk_post.lua"
+BLOCK_S = 0.5  # length of one raw or served block of the one-client measurement
+GAP_S = 0.05  # idle time before each block: longer than OpenMP's spin after a parallel region
+
+
+def make_artifact(arch: str, size: int, work: Path) -> tuple[Path, bytes]:
+    import torch
+    import torch_models
+    from PIL import Image
+
+    from model_export.pytorch_export import export_pytorch
+
+    torch.manual_seed(0)
+    model_dir = work / f"{arch}-trained"
+    model_dir.mkdir(parents=True)
+    torch.save(torch_models.build_model(arch, 10).state_dict(), model_dir / "model.pth")
+    config = {
+        "framework": "pytorch",
+        "task": "image-classification",
+        "arch": arch,
+        "num_classes": 10,
+        "class_names": [str(i) for i in range(10)],
+        "image_size": size,
+        "mean": MEAN,
+        "std": STD,
+    }
+    (model_dir / "model_config.json").write_text(json.dumps(config))
+    (model_dir / "metrics.json").write_text("{}")
+    result = export_pytorch(model_dir, name=arch, out_dir=work / f"{arch}-artifact")
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buf, "PNG")
+    return result.tarball, buf.getvalue()
+
+
+def raw_model(arch: str) -> Any:
+    """The model in eval mode, with a torch thread per core (the raw forward at its best)."""
+    import torch
+    import torch_models
+
+    torch.set_num_threads(CPUS)
+    return torch_models.build_model(arch, 10).eval()
+
+
+def raw_ceiling(model: Any, size: int, png: bytes, seconds: float) -> dict[str, float]:
+    """Best in-process images/s over batch sizes (the input decoded and preprocessed once)."""
+    import torch
+
+    from model_export.preprocess import torch_eval_input
+
+    x1 = torch.from_numpy(torch_eval_input(png, size, MEAN, STD))[None]
+    by_batch: dict[int, float] = {}
+    with torch.no_grad():
+        # Doubling the batch until throughput stops growing: the ceiling is the model's best,
+        # not the best of a fixed list (a small model still gains past batch 32).
+        for bs in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+            x = x1.repeat(bs, 1, 1, 1)
+            model(x)
+            n, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds / 6 or n < 3 * bs:
+                model(x)
+                n += bs
+            by_batch[bs] = n / (time.perf_counter() - start)
+            if bs >= 32 and by_batch[bs] < 0.95 * max(by_batch.values()):
+                break
+    return {"ceiling_ips": max(by_batch.values()), **{f"bs{k}": v for k, v in by_batch.items()}}
+
+
+def raw_forward_fn(model: Any, size: int, png: bytes) -> Callable[[], bool]:
+    """One raw request: PNG decode + preprocessing + forward at batch 1."""
+    import torch
+
+    from model_export.preprocess import torch_eval_input
+
+    def once() -> bool:
+        with torch.no_grad():
+            model(torch.from_numpy(torch_eval_input(png, size, MEAN, STD))[None])
+        return True
+
+    return once
+
+
+class LeanClient:
+    """One blocking keep-alive HTTP/1.1 connection (TCP_NODELAY): little CPU per request."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urllib.parse.urlsplit(base_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.base_path = parts.path.rstrip("/")
+        self.conn: http.client.HTTPConnection | None = None
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+            self.conn.connect()
+            assert self.conn.sock is not None
+            self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self.conn.request("POST", self.base_path + path, body=body, headers=headers)
+            resp = self.conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if resp.will_close:
+            self.close()
+        return resp.status, data
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def percentiles_ms(latencies_s: list[float]) -> dict[str, float]:
+    if not latencies_s:
+        return {"p50_ms": math.nan, "p90_ms": math.nan, "p99_ms": math.nan}
+    p50, p90, p99 = np.percentile(latencies_s, [50, 90, 99]) * 1000
+    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99)}
+
+
+async def load(
+    url: str, body: bytes, headers: dict[str, str], clients: int, seconds: float
+) -> dict[str, float]:
+    """The in-process aiohttp load generator (the fallback without wrk)."""
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    ok = resp.status < 400
+            except (aiohttp.ClientError, OSError):
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - t0)
+            else:
+                errors += 1
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.post(url, data=body, headers=headers) as resp:  # warm-up
+            assert resp.status == 200, await resp.text()
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {
+        "rps": len(latencies) / elapsed,
+        "requests": len(latencies),
+        **percentiles_ms(latencies),
+        "errors": errors,
+        "error_detail": f"{errors} failed" if errors else "",
+    }
+
+
+@functools.cache
+def wrk_version() -> str | None:
+    """wrk's version ("4.1.0"), or None when wrk is not on PATH."""
+    path = shutil.which("wrk")
+    if path is None:
+        return None
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    found = re.search(r"\d+\.\d+(\.\d+)?", out.stdout + out.stderr)
+    return found.group(0) if found else "(unknown version)"
+
+
+def wrk_duration_s(seconds: float) -> int:
+    return max(1, math.ceil(seconds))  # wrk takes whole seconds
+
+
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _wrk_ms(text: str) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if found is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(found.group(1)) * _UNIT_MS[found.group(2)]
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    """Requests/s, latency percentiles and errors from ``wrk --latency`` output."""
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    done = re.search(r"^\s*(\d+) requests in ", out, re.M)
+    if rps is None or done is None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    pct = {int(p): _wrk_ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+(\S+)\s*$", out, re.M)}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    counts = {"non-2xx": int(non2xx.group(1)) if non2xx else 0}
+    if sock:
+        counts.update(
+            zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=True)
+        )
+    errors = sum(counts.values())
+    return {
+        "rps": float(rps.group(1)),
+        "requests": int(done.group(1)),
+        "p50_ms": pct.get(50, math.nan),
+        "p90_ms": pct.get(90, math.nan),
+        "p99_ms": pct.get(99, math.nan),
+        "errors": errors,
+        "error_detail": ", ".join(f"{n} {kind}" for kind, n in counts.items() if n),
+    }
+
+
+def run_wrk(
+    url: str, body: bytes, headers: dict[str, str], clients: int, seconds: float
+) -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    assert wrk is not None
+    extra = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+    duration = wrk_duration_s(seconds)
+    with tempfile.NamedTemporaryFile(suffix=".body") as body_file:
+        body_file.write(body)
+        body_file.flush()
+        env = {
+            **os.environ,
+            "WRK_BODY_FILE": body_file.name,
+            "WRK_CONTENT_TYPE": content_type or "image/png",
+            "WRK_HEADERS": "\n".join(f"{k}: {v}" for k, v in extra.items()),
+        }
+        # --timeout: as the model server's own per-request limit; wrk's default (2 s) would count
+        # the heavy model's queued requests at 32 clients as timeouts.
+        argv = [wrk, "-t1", f"-c{clients}", f"-d{duration}s", "--timeout", "60s", "--latency"]
+        proc = subprocess.run(
+            [*argv, "-s", str(WRK_SCRIPT), url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=duration + 120,
+            check=False,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return parse_wrk(proc.stdout)
+
+
+def throughput(
+    url: str, body: bytes, headers: dict[str, str], clients: int, seconds: float
+) -> dict[str, Any]:
+    """N concurrent clients: wrk when it is on PATH, else the in-process aiohttp client."""
+    if wrk_version() is not None:
+        return run_wrk(url, body, headers, clients, seconds)
+    return asyncio.run(load(url, body, headers, clients, seconds))
+
+
+def start(
+    argv: list[str], env: dict[str, str] | None = None, log_path: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A child in the repository root; its output goes to log_path (default: discarded)."""
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+        )
+    finally:
+        if log_path:
+            out.close()  # type: ignore[union-attr]
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    stop_all([proc], sig)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], sig: int = signal.SIGTERM) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def warm_up(client: LeanClient, path: str, body: bytes, headers: dict[str, str]) -> None:
+    """Half a second of requests (the first forward passes and allocations are slow)."""
+    stop_at = time.perf_counter() + 0.5
+    n = 0
+    while n < 3 or time.perf_counter() < stop_at:
+        status, data = client.post(path, body, headers)
+        if status != 200:
+            raise RuntimeError(f"warm-up request to {path}: {status} {data[:300]!r}")
+        n += 1
+
+
+def other_threads_cpu_s() -> float:
+    """CPU time of this process's threads other than the calling one."""
+    return time.process_time() - time.thread_time()
+
+
+def timed_block(fn: Callable[[], bool]) -> dict[str, Any]:
+    """After an idle gap, call fn for BLOCK_S (at least twice). Latencies of the successful
+    calls but the first, the number of failed ones, and the block's wall time and CPU time of
+    this process's other threads (the gap left out)."""
+    time.sleep(GAP_S)
+    latencies: list[float] = []
+    errors, n = 0, 0
+    cpu0, started = other_threads_cpu_s(), time.perf_counter()
+    stop_at = started + BLOCK_S
+    while n < 2 or time.perf_counter() < stop_at:
+        t0 = time.perf_counter()
+        ok = fn()
+        elapsed = time.perf_counter() - t0
+        if n > 0:
+            if ok:
+                latencies.append(elapsed)
+            else:
+                errors += 1
+        n += 1
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "wall_s": time.perf_counter() - started,
+        "other_cpu_s": other_threads_cpu_s() - cpu0,
+    }
+
+
+def one_client(
+    raw_once: Callable[[], bool], served_once: Callable[[], bool], seconds: float
+) -> dict[str, Any]:
+    """Raw forward vs served request p50, in alternating blocks over ``seconds``."""
+    raw: list[float] = []
+    served: list[float] = []
+    errors = 0
+    other_cpu_s = served_s = 0.0
+    for _ in range(max(1, round(seconds / (2 * BLOCK_S)))):
+        raw += timed_block(raw_once)["latencies"]
+        block = timed_block(served_once)
+        served += block["latencies"]
+        errors += block["errors"]
+        other_cpu_s += block["other_cpu_s"]
+        served_s += block["wall_s"]
+    raw_p50 = statistics.median(raw) * 1000
+    served_p50 = statistics.median(served) * 1000 if served else math.nan
+    return {
+        "raw_p50_ms": raw_p50,
+        "served_p50_ms": served_p50,
+        "diff_ms": served_p50 - raw_p50,
+        "raw_n": len(raw),
+        "served_n": len(served),
+        "errors": errors,
+        "other_threads_cpu_pct": max(0.0, 100 * other_cpu_s / served_s),
+    }
+
+
+def bench_full_path(tarball: Path, png: bytes, work: Path, seconds: float) -> dict[str, Any]:
+    """p50 at one client: model container, runtime API and API front, alternating per request."""
+    out = write_cloud_assembly(
+        work / "cdk.out",
+        stack_name="MlServing-bench-digits",
+        model_tarball=tarball,
+        lambda_dir=REPO / "lambda_src",
+        image=PYTORCH_IMAGE,
+        throttle_rate=100000,
+        throttle_burst=100000,
+    )
+    port = free_port()
+    run = work / "run"
+    proc = start(
+        [
+            sys.executable,
+            "-m",
+            "local_stage",
+            "up",
+            "--stack",
+            "MlServing-bench-digits",
+            "--app-dir",
+            str(out),
+            "--port",
+            str(port),
+            "--api-key",
+            "bench",
+            "--run-dir",
+            str(run),
+            "--no-smoke",
+        ],
+        log_path=work / "logs" / "local-stage-up.log",
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "state.json").exists() or "api_url" not in json.loads(
+            (run / "state.json").read_text()
+        ):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(
+                    f"local stage did not come up:\n{log_tail(work / 'logs' / 'local-stage-up.log')}"
+                )
+            time.sleep(0.3)
+        state = json.loads((run / "state.json").read_text())
+        # Several model entries (instances, or TF workers sharing a port): the first one.
+        model_procs = [p for p in state["processes"] if p.get("role") == "model-server"]
+        model_port = model_procs[0]["port"]
+        png_headers = {"Content-Type": "image/png"}
+        endpoint = urllib.parse.quote(state["endpoint_name"], safe="")
+        targets = {
+            "model container": (
+                LeanClient(f"http://127.0.0.1:{model_port}"),
+                "/invocations",
+                png_headers,
+            ),
+            "runtime API": (
+                LeanClient(state["runtime_url"]),
+                f"/endpoints/{endpoint}/invocations",
+                png_headers,
+            ),
+            "API front": (
+                LeanClient(state["api_url"]),
+                "/predict",
+                {**png_headers, "x-api-key": state.get("api_key", "bench")},
+            ),
+        }
+        for client, path, headers in targets.values():
+            warm_up(client, path, png, headers)
+        names = list(targets)
+        latencies: dict[str, list[float]] = {name: [] for name in names}
+        errors = dict.fromkeys(names, 0)
+        cpu0, started = other_threads_cpu_s(), time.perf_counter()
+        rounds = 0
+        while time.perf_counter() - started < seconds:
+            for name in names[rounds % 3 :] + names[: rounds % 3]:  # each one first in turn
+                client, path, headers = targets[name]
+                t0 = time.perf_counter()
+                status, _ = client.post(path, png, headers)
+                if status == 200:
+                    latencies[name].append(time.perf_counter() - t0)
+                else:
+                    errors[name] += 1
+            rounds += 1
+        other_cpu_pct = max(
+            0.0, 100 * (other_threads_cpu_s() - cpu0) / (time.perf_counter() - started)
+        )
+        for client, _, _ in targets.values():
+            client.close()
+        result: dict[str, Any] = {
+            "targets": {
+                name: {**percentiles_ms(latencies[name]), "n": len(latencies[name])}
+                for name in names
+            },
+            "errors": errors,
+            "other_threads_cpu_pct": other_cpu_pct,
+            "model_processes": len(model_procs),
+        }
+        p50 = {name: result["targets"][name]["p50_ms"] for name in names}
+        result["hops_ms"] = {
+            "runtime API − model container": p50["runtime API"] - p50["model container"],
+            "API front − runtime API": p50["API front"] - p50["runtime API"],
+            "API front − model container": p50["API front"] - p50["model container"],
+        }
+        return result
+    finally:
+        stop(proc, signal.SIGINT)
