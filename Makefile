@@ -22,7 +22,7 @@ CDK_ARGS := -c stage=$(STAGE) -c model=$(MODEL) $(if $(MODEL_DATA_URL),-c model_
 	$(if $(ALARM_EMAIL),-c alarm_email=$(ALARM_EMAIL)) $(CDK_CONTEXT)
 # With MODEL_DATA_URL, the serving container (framework, version) comes from the artifact's own
 # manifest.json, read from S3 here, before synth (which makes no AWS calls). ARTIFACT_CONTEXT set
-# (e.g. "-c framework=pytorch -c framework_version=2.6") skips the read; CDK_CONTEXT comes last
+# (e.g. "-c framework=pytorch -c framework_version=1.4") skips the read; CDK_CONTEXT comes last
 # and wins.
 ARTIFACT_CONTEXT ?=
 ARTIFACT_CONTEXT_CMD = $(if $(MODEL_DATA_URL),$(if $(ARTIFACT_CONTEXT),$(ARTIFACT_CONTEXT),$$($(BIN)/python -m model_export context $(MODEL_DATA_URL))))

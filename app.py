@@ -43,7 +43,7 @@ FOR_DESTROY = "for_destroy"
 _DESTROY_PLACEHOLDER = {
     "model_data_url": "s3://artifact-not-needed-for-destroy/model.tar.gz",
     "framework": "pytorch",
-    "framework_version": "2.6",
+    "framework_version": "1.4",
 }
 
 

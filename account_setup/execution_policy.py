@@ -344,7 +344,7 @@ def synthesized_templates() -> dict[str, dict[str, Any]]:
                     "model": model,
                     "model_data_url": "s3://example-models/model.tar.gz",
                     "framework": "pytorch",
-                    "framework_version": "2.6",
+                    "framework_version": "1.4",
                 },
             )
     GitHubOidcStack(

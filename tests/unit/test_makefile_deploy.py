@@ -82,10 +82,10 @@ def test_deploy_of_an_s3_artifact_reads_its_manifest_and_does_not_train(checkout
         "-n",
         "deploy",
         f"MODEL_DATA_URL={url}",
-        "ARTIFACT_CONTEXT=-c framework=pytorch -c framework_version=2.6",
+        "ARTIFACT_CONTEXT=-c framework=pytorch -c framework_version=1.4",
     )
     assert "model_export context" not in given.stdout
-    assert 'context="-c framework=pytorch -c framework_version=2.6"' in given.stdout
+    assert 'context="-c framework=pytorch -c framework_version=1.4"' in given.stdout
 
 
 def test_deploy_without_an_artifact_is_a_clear_error(checkout):

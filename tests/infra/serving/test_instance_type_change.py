@@ -18,7 +18,7 @@ from tests.infra.serving.conftest import REGION, S3_MODEL, synth
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-DEV = {"stage": "dev", "framework": "pytorch", "framework_version": "2.6"}
+DEV = {"stage": "dev", "framework": "pytorch", "framework_version": "1.4"}
 
 
 @pytest.fixture(scope="module")

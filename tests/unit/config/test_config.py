@@ -123,7 +123,7 @@ def test_gateway_reserved_concurrency_is_sized_from_the_api_throttle():
     ],
 )
 def test_the_endpoint_may_read_every_version_of_an_s3_model(url, prefix, versions):
-    overrides = {"model_data_url": url, "framework": "pytorch", "framework_version": "2.6"}
+    overrides = {"model_data_url": url, "framework": "pytorch", "framework_version": "1.4"}
     if prefix:
         overrides["model_data_prefix"] = prefix
     assert build_config(CONTEXT, overrides).model_versions_url == versions
@@ -137,7 +137,7 @@ def test_model_data_prefix_must_hold_the_artifact():
                 "model_data_url": "s3://b-1/digits/v3/model.tar.gz",
                 "model_data_prefix": "s3://b-1/other/",
                 "framework": "pytorch",
-                "framework_version": "2.6",
+                "framework_version": "1.4",
             },
         )
 
@@ -231,7 +231,7 @@ def test_an_artifact_exported_for_the_retired_torchserve_container_is_refused(tm
         tmp_path,
         {
             "framework": "pytorch",
-            "framework_version": "2.6",
+            "framework_version": "1.4",
             "py_version": "py312",
             "container": {"image_repository": "pytorch-inference"},
         },
