@@ -27,6 +27,9 @@ REPO_ROOT = TRAINING_DIR.parent
 PACKAGES = ("model_export", "local_stage")
 # The launcher itself and local leftovers never go into the job.
 _EXCLUDED_DIRS = {"launch", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", "runs", "data"}
+# A package's own data/ (model_export's list of the serving image's packages) is code's data and
+# travels with it; only training/'s local data sets stay behind.
+_PACKAGE_EXCLUDED_DIRS = _EXCLUDED_DIRS - {"data"}
 _EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
 
 
@@ -40,11 +43,11 @@ class SourceBundle:
         return f"sourcedir-{self.sha256[:16]}.tar.gz"
 
 
-def _files(root: Path) -> list[Path]:
+def _files(root: Path, excluded: set[str] = _EXCLUDED_DIRS) -> list[Path]:
     files = []
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if any(part in _EXCLUDED_DIRS or part.startswith(".") for part in relative.parts):
+        if any(part in excluded or part.startswith(".") for part in relative.parts):
             continue
         if path.is_file() and path.suffix not in _EXCLUDED_SUFFIXES:
             files.append(path)
@@ -56,7 +59,10 @@ def bundle_members(root: Path = TRAINING_DIR) -> list[tuple[str, Path]]:
     members = [(path.relative_to(root).as_posix(), path) for path in _files(root)]
     for package in PACKAGES:
         folder = REPO_ROOT / package
-        members += [(f"{package}/{p.relative_to(folder).as_posix()}", p) for p in _files(folder)]
+        members += [
+            (f"{package}/{p.relative_to(folder).as_posix()}", p)
+            for p in _files(folder, _PACKAGE_EXCLUDED_DIRS)
+        ]
     return members
 
 

@@ -216,3 +216,14 @@ def test_the_socket_guard_catches_a_connect(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "network access attempted" in result.stderr
+
+
+def test_the_job_bundle_carries_what_publishing_the_serving_layout_reads():
+    """A job ends by exporting its model (model_export), which reads the serving image's package
+    list from model_export/data/: the bundle must carry it, and none of training's local data."""
+    from training.launch.source import bundle_members
+
+    names = {name for name, _ in bundle_members()}
+    assert "model_export/data/ray_serve_image_packages.txt" in names
+    assert "model_export/publish.py" in names and "image_classifier_torch.py" in names
+    assert not [n for n in names if n.startswith(("data/", "runs/", "launch/"))]
