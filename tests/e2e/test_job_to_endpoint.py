@@ -1,5 +1,8 @@
 """From a training job to a live (local) endpoint with no manual step, for every reference model.
 
+The data comes the way a user gets it: ``python -m training.datasets fetch <name>`` downloads
+archives shaped like the publishers' (made by the tests, served over HTTP on this machine, pinned
+by their checksums) and writes the train/valid/test layout; digits is scikit-learn's bundled set.
 Each model is trained the way its SageMaker job trains it: the launcher's source bundle unpacked
 on its own (no repository on the path), the launcher's hyperparameters for the model (default
 flags otherwise; ``smoke`` because the data is smoke-sized), SageMaker's ``SM_*`` variables.
@@ -12,7 +15,8 @@ S3 object through the real API, Lambda and model server. The answer must be the 
 
 from __future__ import annotations
 
-import csv
+import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -24,50 +28,54 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from PIL import Image
 
 from local_stage.cli import free_port
 from reliability import harness
+from tests.integration.fetch import archives
+from tests.integration.fetch.file_server import FileServer
+from training import datasets
+from training.common import sources
 from training.launch.models import MODELS
 from training.launch.source import build_bundle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BUCKET = "mlserving-dev-e2e"
-COLOURS = {"blue": (40, 40, 200), "green": (40, 200, 40), "red": (200, 40, 40)}
-WORDS = {
-    "negative": ["delayed", "lost", "rude", "worst", "cancelled"],
-    "neutral": ["flight", "seat", "today", "gate", "plane"],
-    "positive": ["great", "love", "awesome", "thanks", "friendly"],
+# The data set fetch downloads for each model, and the archives that stand in for its publisher's.
+FETCHED = {
+    "sentiment": ("airline-sentiment", lambda: archives.airline_csv(per_label=40)),
+    "malaria": ("malaria", lambda: archives.malaria_cells(per_class=20)),
+    "dog-breeds": ("dog-breeds", archives.stanford_dogs),
 }
 
 
-def image_folders(root: Path, per_class: int = 6, size: int = 40) -> Path:
-    """The reference image layout: train/ valid/ test/, one folder of PNGs per class."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "valid", "test"):
-        for name, colour in COLOURS.items():
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(per_class):
-                noise = rng.normal(0, 40, size=(size, size, 3))
-                pixels = np.clip(np.asarray(colour) + noise, 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
-
-
-def tweets(root: Path, rows: int = 120) -> Path:
-    """The airline tweets CSV's columns (text, airline_sentiment) in the train channel."""
-    rng = np.random.default_rng(0)
-    (root / "train").mkdir(parents=True)
-    with open(root / "train" / "tweets.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["tweet_id", "airline_sentiment", "text"])
-        writer.writeheader()
-        for i in range(rows):
-            label = list(WORDS)[i % 3]
-            words = " ".join(rng.choice(WORDS[label], size=4))
-            writer.writerow({"tweet_id": i, "airline_sentiment": label, "text": f"@air {words}"})
-    return root
+def fetched_data(model: str, out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``python -m training.datasets fetch`` of the model's data set, from a local server."""
+    if model == "digits":
+        return harness.digits_data(out)
+    name, make_files = FETCHED[model]
+    with FileServer() as server:
+        downloads = []
+        for file_name, body in make_files().items():
+            server.behaviour.files[f"/{file_name}"] = body
+            downloads.append(
+                dataclasses.replace(
+                    next(d for d in sources.DATASETS[name].downloads if d.file_name == file_name),
+                    url=server.url(f"/{file_name}"),
+                    size=len(body),
+                    sha256=hashlib.sha256(body).hexdigest(),
+                    sha256_prefix=None,
+                    md5=None,
+                )
+            )
+        monkeypatch.setitem(
+            sources.DATASETS,
+            name,
+            dataclasses.replace(sources.DATASETS[name], downloads=tuple(downloads)),
+        )
+        monkeypatch.setenv("ML_SERVING_CACHE_DIR", str(out.parent / "cache"))
+        assert datasets.main(["fetch", name, "--out", str(out), "--no-progress"]) == 0
+    return out
 
 
 def run_job(model: str, data: Path, work: Path) -> Path:
@@ -144,11 +152,13 @@ def s3(tmp_path_factory):
 
 
 @pytest.mark.parametrize("model", ["digits", "sentiment", "malaria", "dog-breeds"])
-def test_a_jobs_own_artifact_deploys_with_only_its_s3_uri_and_answers(model, s3, tmp_path):
+def test_a_jobs_own_artifact_deploys_with_only_its_s3_uri_and_answers(
+    model, s3, tmp_path, monkeypatch
+):
     from model_export.remote import cdk_context, read_manifest
 
-    # Given smoke-sized data in the reference layout, trained as the model's job trains it
-    data = tweets(tmp_path / "data") if model == "sentiment" else image_folders(tmp_path / "data")
+    # Given the model's data set, fetched, and trained on as the model's job trains it
+    data = fetched_data(model, tmp_path / "data", monkeypatch)
     model_dir = run_job(model, data, tmp_path / "job")
     key = f"training/jobs/{model}-e2e/output/model.tar.gz"
     s3.upload_file(str(sagemaker_tarball(model_dir, tmp_path / "model.tar.gz")), BUCKET, key)
@@ -190,11 +200,12 @@ def test_a_jobs_own_artifact_deploys_with_only_its_s3_uri_and_answers(model, s3,
                 timeout=60,
             )
         else:
-            png = next((data / "test" / "red").glob("*.png")).read_bytes()
+            image = sorted(p for p in (data / "test").rglob("*") if p.suffix in (".png", ".jpg"))[0]
+            content_type = "image/png" if image.suffix == ".png" else "image/jpeg"
             raw = requests.post(
                 stage.url + "/predict",
-                data=png,
-                headers={**headers, "Content-Type": "image/png"},
+                data=image.read_bytes(),
+                headers={**headers, "Content-Type": content_type},
                 timeout=60,
             )
         assert raw.status_code == 200, raw.text
