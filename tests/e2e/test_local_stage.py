@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -24,6 +25,18 @@ def _digits(data: Path, per_class: int) -> list[tuple[str, bytes]]:
         for cls in sorted((data / "test").iterdir())
         for png in sorted(cls.glob("*.png"))[:per_class]
     ]
+
+
+def _wait_refused(port: int, timeout_s: float = 10.0) -> None:
+    """Until nothing listens on ``port`` (a killed process's socket closes once it is reaped)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return
+        assert time.monotonic() < deadline, f"port {port} still accepts connections"
+        time.sleep(0.02)
 
 
 def test_up_printed_the_url_key_curl_line_and_answered_the_first_request(stage):
@@ -186,7 +199,11 @@ def test_crashed_instances_give_503_and_are_restarted(stage, digits_data, http):
 
     for p in models:
         os.kill(p["pid"], signal.SIGKILL)
-    time.sleep(0.3)
+    for p in models:
+        _wait_refused(p["port"])
+    # The supervisor restarts them at once, but a Ray Serve container opens its port only once the
+    # application is RUNNING again (seconds); the Lambda's one standard-mode retry comes within
+    # about a second, so the client sees the 503 that an endpoint with no live instance gives.
     down = http.post(stage.url + "/predict", data=png, headers=headers, timeout=TIMEOUT_S)
 
     assert down.status_code == 503, down.text
