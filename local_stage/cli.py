@@ -29,16 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from local_stage.errors import LocalStageError
+from local_stage.ports import BLOCK_SIZE, PortBlock, claim_block, free_port
 
 log = logging.getLogger("local_stage")
 
 DEFAULT_PORT = 3000
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _check_port(host: str, port: int) -> None:
@@ -180,6 +175,26 @@ def model_server_workers(
     return int(args.workers)
 
 
+_claimed_ports: list[PortBlock] = []  # held while this process (the supervisor) runs
+
+
+def _instance_ports(count: int) -> list[int]:
+    """A port for each instance of a variant, from a block this process claims for its life.
+
+    An instance binds its port only after it has loaded the model (seconds, for Ray Serve after
+    Ray is up), and is restarted on the same port: a port merely free when picked could be taken
+    meanwhile (local_stage/ports.py).
+    """
+    if count > BLOCK_SIZE:
+        raise LocalStageError(
+            f"{count} instances of one variant: the local stage runs at most {BLOCK_SIZE}; "
+            "lower --instances"
+        )
+    block = claim_block()
+    _claimed_ports.append(block)
+    return [block.port(i) for i in range(count)]
+
+
 def _ray_container_child(
     args: argparse.Namespace, variant: Any, model_dir: Path, instance: int, port: int
 ) -> Any:
@@ -260,10 +275,11 @@ def _model_server_children(
             )
         model_dir = unpack_artifact(tarball, run_dir / "model" / variant.name)
         count = args.instances or variant.initial_instance_count
+        ports = _instance_ports(count)
         if model.flavour == "pytorch":
             urls = []
             for i in range(count):
-                port = free_port()
+                port = ports[i]
                 children.append(_ray_container_child(args, variant, model_dir, i, port))
                 urls.append(f"http://127.0.0.1:{port}")
             routing["variants"].append(
@@ -282,7 +298,7 @@ def _model_server_children(
         queue_per_worker = max(1, -(-args.max_queue // workers))
         urls = []
         for i in range(count):
-            port = free_port()
+            port = ports[i]
             env = {**os.environ, **model.environment, "SAGEMAKER_BIND_TO_PORT": str(port)}
             argv = [
                 _python(),

@@ -37,10 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from local_stage.errors import LocalStageError
+from local_stage.ports import PortBlock, claim_block
 
 log = logging.getLogger("local_stage.ray_container")
 
 DEFAULT_BACKEND_TIMEOUT_S = 300
+SERVE_PORT_VAR = "LOCAL_STAGE_SERVE_PORT"
 SAGEMAKER_HEADER_PREFIX = "x-amzn-sagemaker-"
 # HAProxy asks for about 2.5 file descriptors per connection (its maxconn) and exits at start-up
 # when the hard limit is lower ("Cannot raise FD limit").
@@ -278,47 +280,41 @@ FIXED_PORT_VARS = (
 )
 # Replicas take HTTP (and gRPC) ports for HAProxy's direct ingress from one fixed range per host
 # (30000-31000, 40000-41000). Each Serve controller hands out ports from its own view of that range,
-# so two clusters on one machine can route to each other's replicas; each container gets ranges
-# of its own, below Linux's ephemeral ports (32768+), where free_port() picks.
-DIRECT_INGRESS_BLOCK = 40
-DIRECT_INGRESS_LOW, DIRECT_INGRESS_HIGH = 10000, 28000  # below Ray's own 30000-31000 too
+# so two clusters on one machine can route to each other's replicas: each container gets ranges
+# of its own.
+DIRECT_INGRESS_PORTS = 40
+# All of a container's ports come from one block it claims for its life (local_stage/ports.py):
+# they are bound seconds after they are chosen, once Ray is up. Offsets in the block:
+HTTP_RANGE_AT, GRPC_RANGE_AT = 0, DIRECT_INGRESS_PORTS
+SERVE_PORT_AT = 2 * DIRECT_INGRESS_PORTS
+FIXED_PORTS_AT = SERVE_PORT_AT + 1
+_claimed: list[PortBlock] = []  # held until this process ends
 
 
-def _bindable(port: int) -> bool:
-    import socket
+def container_ports(env: Mapping[str, str]) -> dict[str, str]:
+    """The ports this container's Ray binds, from a block claimed for this process's life.
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def direct_ingress_ranges() -> dict[str, str]:
-    """Two blocks of free ports (HTTP, gRPC) for this container's replicas, picked at random."""
-    import secrets
-
-    picked: list[int] = []
-    for _ in range(500):
-        blocks = (DIRECT_INGRESS_HIGH - DIRECT_INGRESS_LOW) // DIRECT_INGRESS_BLOCK
-        base = DIRECT_INGRESS_LOW + DIRECT_INGRESS_BLOCK * secrets.randbelow(blocks)
-        if base in picked:
-            continue
-        if all(_bindable(port) for port in range(base, base + 4)):
-            picked.append(base)
-            if len(picked) == 2:
-                break
-    if len(picked) < 2:
-        raise LocalStageError("no free port range for Ray Serve's replicas on this machine")
-    (http, grpc) = picked
-    last = DIRECT_INGRESS_BLOCK - 1
-    return {
-        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(http),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(http + last),
-        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(grpc),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(grpc + last),
+    What the container env sets explicitly is left alone.
+    """
+    block = claim_block()
+    _claimed.append(block)
+    updates = {
+        name: str(block.port(FIXED_PORTS_AT + i))
+        for i, name in enumerate(FIXED_PORT_VARS)
+        if not env.get(name)
     }
+    if not env.get("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"):
+        last = DIRECT_INGRESS_PORTS - 1
+        http, grpc = block.port(HTTP_RANGE_AT), block.port(GRPC_RANGE_AT)
+        updates |= {
+            "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(http),
+            "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(http + last),
+            "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(grpc),
+            "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(grpc + last),
+        }
+    # Serve's own HTTP port (the container's 8000), read back by main().
+    updates[SERVE_PORT_VAR] = str(block.port(SERVE_PORT_AT))
+    return updates
 
 
 def haproxy_paths(temp_dir: str) -> dict[str, str]:
@@ -376,16 +372,10 @@ def prepare_environment(
     model_dir: Path, env: dict[str, str], temp_dir: str | None = None
 ) -> dict[str, str]:
     """The process environment the container gives Ray (read before Ray starts)."""
-    from local_stage.cli import free_port
-
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     fd_limit = hard if hard != resource.RLIM_INFINITY else 1 << 20
     updates = ingress_env(env, fd_limit)
-    for name in FIXED_PORT_VARS:
-        if not env.get(name):
-            updates[name] = str(free_port())
-    if not env.get("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"):
-        updates.update(direct_ingress_ranges())
+    updates.update(container_ports(env))
     if temp_dir is not None:
         updates.update(haproxy_paths(temp_dir))
     code = model_dir / "code"
@@ -434,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from local_stage.cli import free_port, serve_app
+    from local_stage.cli import serve_app
 
     model_dir = args.model_dir.resolve()
     temp_dir = tempfile.mkdtemp(prefix=f"ray-{os.getpid()}-", dir=TEMP_ROOT)
@@ -444,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_requirements(model_dir)
         os.environ.update(prepare_environment(model_dir, dict(os.environ), temp_dir))
         timeout_s = backend_timeout_s(os.environ)
-        serve_port = args.serve_port or free_port()
+        serve_port = args.serve_port or int(os.environ[SERVE_PORT_VAR])
         started = time.perf_counter()
         start_serve(model_dir, serve_port, args.num_cpus, temp_dir)
         wait_running(args.start_timeout_s)
@@ -522,6 +512,7 @@ class RayContainer:
         self.proc: Any = None
         self.started_s = 0.0  # seconds from the start to the first 200 from /ping
         self._log: Any = None
+        self._ports: PortBlock | None = None
 
     @property
     def url(self) -> str:
@@ -549,9 +540,8 @@ class RayContainer:
     def start(self) -> RayContainer:
         import subprocess
 
-        from local_stage.cli import free_port
-
-        self.port = free_port()
+        self._ports = claim_block()  # the adapter binds late: see local_stage/ports.py
+        self.port = self._ports.port(0)
         argv = [
             sys.executable,
             "-m",
@@ -623,6 +613,9 @@ class RayContainer:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._ports is not None:
+            self._ports.release()
+            self._ports = None
 
     def __enter__(self) -> RayContainer:
         return self.start()

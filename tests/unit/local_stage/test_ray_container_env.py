@@ -10,6 +10,7 @@ import pytest
 from local_stage.errors import LocalStageError
 from local_stage.ray_container import (
     FIXED_PORT_VARS,
+    SERVE_PORT_VAR,
     backend_timeout_s,
     haproxy_maxconn,
     ingress_env,
@@ -36,15 +37,29 @@ def test_the_fast_ingress_is_on_unless_the_container_env_says_otherwise():
     assert int(fitted["RAY_SERVE_HAPROXY_MAXCONN"]) * 2.5 <= 20000
 
 
-def test_a_container_gets_free_ports_instead_of_rays_fixed_ones(tmp_path: Path):
-    env = prepare_environment(tmp_path, {})
+def _ports(env: dict[str, str]) -> set[int]:
+    ranges = (("MIN_HTTP", "MAX_HTTP"), ("MIN_GRPC", "MAX_GRPC"))
+    found = {int(env[name]) for name in (*FIXED_PORT_VARS, SERVE_PORT_VAR)}
+    for low, high in ranges:
+        first = int(env[f"RAY_SERVE_DIRECT_INGRESS_{low}_PORT"])
+        last = int(env[f"RAY_SERVE_DIRECT_INGRESS_{high}_PORT"])
+        assert last - first == 39
+        found |= set(range(first, last + 1))
+    return found
 
-    fixed = {"8404", "9101", "8500", "9500"}  # Ray's defaults, shared by every cluster
-    for name in FIXED_PORT_VARS:
-        assert env[name] not in fixed and 1024 < int(env[name]) < 65536, name
-    low = int(env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"])
-    assert int(env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"]) == low + 39
-    assert not 30000 <= low <= 31000  # not Ray's one range per host
+
+def test_each_container_gets_ports_of_its_own_instead_of_rays_fixed_ones(tmp_path: Path):
+    env = prepare_environment(tmp_path, {})
+    other = prepare_environment(tmp_path, {})  # a second container on the machine
+
+    mine = _ports(env)
+    assert len(mine) == 4 + 1 + 80  # fixed listeners, Serve's HTTP port, two direct-ingress ranges
+    assert mine.isdisjoint(_ports(other))
+    assert mine.isdisjoint(
+        {8404, 9101, 8500, 9500, 52365}
+    )  # Ray's defaults, shared by every cluster
+    # One claimed block, below both Ray's per-host ranges and the kernel's ephemeral ports.
+    assert max(mine) - min(mine) < 100 and max(mine) < 30000
     assert env["PYTHONPATH"].split(":")[:2] == [str(tmp_path), str(tmp_path / "code")]
     assert env["SM_MODEL_DIR"] == str(tmp_path)
     # What the template sets explicitly is left alone.
