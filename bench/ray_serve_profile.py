@@ -118,7 +118,9 @@ def main() -> int:
             client = lt.LeanClient(ray.url)
             lt.warm_up(client, "/invocations", png, HEADERS)
             client.close()
-            pids = descendants(ray.proc.pid)
+            # The container's own process (the adapter and Ray's driver) and everything below it.
+            pids = {ray.proc.pid: "python -m local_stage.ray_container"}
+            pids.update(descendants(ray.proc.pid))
             before = {pid: cpu_ticks(pid) for pid in pids}
             via_adapter = lt.throughput(
                 ray.url + "/invocations", png, HEADERS, args.clients, args.seconds
