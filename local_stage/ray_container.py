@@ -60,11 +60,13 @@ def ingress_env(env: Mapping[str, str], fd_hard_limit: int) -> dict[str, str]:
     """Ray Serve's high-throughput ingress (Ray 2.56+), unless the container env sets it.
 
     HAProxy in C replaces the Python proxy actor (about 4x the throughput at one replica here);
-    one HAProxy thread is enough for the replicas one instance runs.
+    one HAProxy thread is enough for the replicas one instance runs. Replicas log to stderr, so
+    their logs reach the container's log as they reach CloudWatch on the endpoint.
     """
     defaults = {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_LOG_TO_STDERR": "1",
         "RAY_SERVE_HAPROXY_NBTHREAD": "1",
         "RAY_SERVE_HAPROXY_MAXCONN": str(haproxy_maxconn(fd_hard_limit)),
     }

@@ -126,10 +126,15 @@ def ray_serve_env(cfg: ServingConfig) -> dict[str, str]:
     4x the requests per second of one replica measured locally; BENCHMARKS.md). One HAProxy thread
     per vCPU pair is plenty for a model-bound instance. RAYSERVE_BACKEND_TIMEOUT bounds the
     adapter's call into Serve: SageMaker's own limit on an invocation is 60 s.
+    RAY_SERVE_LOG_TO_STDERR: THROUGHPUT_OPTIMIZED turns it off, and then the replicas' logs (the
+    model's tracebacks, its handlers' own logging) go only to files inside the container; on stderr
+    Ray forwards them to the container's output, which SageMaker sends to CloudWatch. The
+    per-request access log stays off (``config.yaml``), so this costs nothing per request.
     """
     return {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_LOG_TO_STDERR": "1",
         "RAY_SERVE_HAPROXY_NBTHREAD": "1",
         "RAYSERVE_BACKEND_TIMEOUT": str(cfg.model_timeout_s),
     }

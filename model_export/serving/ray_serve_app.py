@@ -513,10 +513,19 @@ class SageMakerHandlers:
         # input_fn/output_fn run on the event loop or in a pool of their own (StepPlacement).
         self._io_threads = ThreadPoolExecutor(4, thread_name_prefix="input_output_fn")
         self._placement = StepPlacement(spare_cores=self.handlers.on_gpu())
+        torch = self.handlers._torch
+        log.info(
+            "model ready: torch %s on %s, %d intra-op threads (OMP_NUM_THREADS=%s), handlers: %s",
+            torch.__version__,
+            "GPU" if self._placement.spare_cores else "CPU",
+            torch.get_num_threads(),
+            os.environ.get("OMP_NUM_THREADS", "unset"),
+            ", ".join(self.handlers.user_functions) or "the toolkit's defaults",
+        )
         self._batch_wait_s = 0.0
         self._in_flight = 0
 
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
         max_batch_size = int(user_config.get("max_batch_size", 1))
         wait_s = float(user_config.get("batch_wait_timeout_s", 0.0))
         if max_batch_size < 1 or wait_s < 0:

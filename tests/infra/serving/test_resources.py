@@ -60,6 +60,7 @@ def test_model_uses_the_offline_resolved_serving_image_and_artifact(dev, prod):
                 "Environment": {
                     "RAY_SERVE_ENABLE_HA_PROXY": "1",
                     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+                    "RAY_SERVE_LOG_TO_STDERR": "1",  # else the model's logs miss CloudWatch
                     "RAY_SERVE_HAPROXY_NBTHREAD": "1",
                     "RAYSERVE_BACKEND_TIMEOUT": "60",
                 },

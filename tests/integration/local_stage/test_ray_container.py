@@ -92,6 +92,12 @@ def test_a_model_failure_is_a_500_with_the_error(ray):
 
     assert wrong_shape.status_code == 500
     assert wrong_shape.json()["type"] == "InternalServerError"
+    # The replica's traceback reaches the container's output (CloudWatch on the endpoint), not
+    # only a log file inside the container. Ray forwards worker output to it asynchronously.
+    deadline = time.monotonic() + 10
+    while "invocation failed (500)" not in ray.log_tail(5000) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "invocation failed (500)" in ray.log_tail(5000)
 
 
 def test_concurrent_requests_reach_predict_fn_as_one_batch_with_the_same_answers(ray):

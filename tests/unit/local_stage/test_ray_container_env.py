@@ -28,6 +28,7 @@ def test_haproxy_maxconn_fits_the_open_file_limit():
 def test_the_fast_ingress_is_on_unless_the_container_env_says_otherwise():
     assert ingress_env({}, 20000)["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
     assert ingress_env({}, 20000)["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+    assert ingress_env({}, 20000)["RAY_SERVE_LOG_TO_STDERR"] == "1"
     assert "RAY_SERVE_ENABLE_HA_PROXY" not in ingress_env({"RAY_SERVE_ENABLE_HA_PROXY": "0"}, 20000)
     # The template's maxconn is kept unless this machine cannot give HAProxy the descriptors.
     assert "RAY_SERVE_HAPROXY_MAXCONN" not in ingress_env(
