@@ -18,7 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from reliability.report import Section, section_markdown, write_json, write_markdown
+from reliability.report import (
+    Section,
+    merge,
+    provenance,
+    read_json,
+    section_markdown,
+    write_json,
+    write_markdown,
+)
 
 SCENARIOS = ("load", "faults", "bad_input", "training_faults", "teardown")
 
@@ -27,7 +35,7 @@ What the stack survives, measured by `make reliability` (`python -m reliability`
 throttle, faults injected under load, malformed requests, killed and corrupted training runs, and
 what `cdk destroy` leaves. The load, fault and bad-input scenarios run against the local stage
 (the synthesized stack served on this machine: API front, the real Lambda code, runtime API and
-model server; docs/local-stage.md), so figures are this machine's, not AWS's; what they show is
+model containers; docs/local-stage.md), so figures are this machine's, not AWS's; what they show is
 how each layer answers, not how fast AWS is. `make test` runs a shorter version of every scenario
 (tests/reliability/) and fails on any failed check.
 """
@@ -81,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
             f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
         )
 
+    # A run of some scenarios keeps the others' last results: read them before measuring anything.
+    try:
+        saved = read_json(args.json)
+    except ValueError as exc:
+        parser.error(str(exc))
+
     scratch = Path(tempfile.mkdtemp(prefix="reliability-"))
     sections: list[Section] = []
     try:
@@ -92,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.monotonic()
             section: Section = module.run(quick=args.quick, workdir=workdir)
             section.seconds = time.monotonic() - start
+            section.measured = provenance(args.quick)
             section.figures = _publish(section, args.json.parent, args.out.parent)
             sections.append(section)
             print(section_markdown(section), flush=True)
@@ -100,8 +115,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"scratch directory kept: {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    write_markdown(sections, args.out, quick=args.quick, preamble=PREAMBLE)
-    write_json(sections, args.json)
+    report = merge(saved, sections, SCENARIOS)
+    write_markdown(report, args.out, preamble=PREAMBLE)
+    write_json(report, args.json)
+    kept = [s.title for s in report if s not in sections]
+    if kept:
+        print(f"==> kept the last results of: {', '.join(kept)}")
     failed = [s.title for s in sections if not s.passed]
     print(
         f"==> {args.out}: " + (f"FAILED: {', '.join(failed)}" if failed else "every check passed")

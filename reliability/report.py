@@ -34,6 +34,9 @@ class Section:
     # (caption, image file): charts the scenario drew; the runner copies them next to the report.
     figures: list[tuple[str, Path]] = field(default_factory=list)
     seconds: float = 0.0
+    # When, where and at which commit it ran (``provenance()``): a report can hold sections from
+    # different runs.
+    measured: str = ""
 
     @property
     def passed(self) -> bool:
@@ -102,23 +105,30 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
-def write_markdown(sections: list[Section], out: Path, *, quick: bool, preamble: str) -> None:
+def provenance(quick: bool) -> str:
+    """``2026-12-06 02:46 UTC, Linux x86_64, 2 CPUs, Python 3.11.7, commit 37b871b, full run``."""
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    run = "quick run (`make reliability QUICK=1`)" if quick else "full run"
+    return f"{when}, {machine()}, commit {_git_commit()}, {run}"
+
+
+def write_markdown(sections: list[Section], out: Path, *, preamble: str) -> None:
     head = [
         "# Reliability",
         "",
         preamble.strip(),
         "",
-        f"Measured {when} on {machine()}, commit {_git_commit()}, "
-        f"{'quick' if quick else 'full'} run (`make reliability`"
-        f"{' QUICK=1' if quick else ''}).",
+        "Each scenario says when, where and at which commit it was measured: `make reliability`"
+        " runs them all, `make reliability ONLY=load,faults` re-measures those and keeps the"
+        " others' last results (`reliability/results/latest.json`).",
         "",
-        "| scenario | result | time |",
-        "|---|---|---|",
+        "| scenario | result | time | measured |",
+        "|---|---|---|---|",
     ]
     head += [
         f"| [{s.title}](#{s.title.lower().replace(' ', '-').replace(':', '').replace(',', '')}) "
-        f"| {'pass' if s.passed else '**FAIL**'} | {s.seconds:.0f} s |"
+        f"| {'pass' if s.passed else '**FAIL**'} | {s.seconds:.0f} s "
+        f"| {s.measured or 'not recorded'} |"
         for s in sections
     ]
     body = [section_markdown(s) for s in sections]
@@ -130,3 +140,40 @@ def write_json(sections: list[Section], out: Path) -> None:
     out.write_text(
         json.dumps([{**asdict(s), "passed": s.passed} for s in sections], indent=1, default=str)
     )
+
+
+def read_json(path: Path) -> list[Section]:
+    """The sections ``write_json`` saved (none if the file does not exist).
+
+    Raises ValueError, naming the file, when it is not what ``write_json`` writes.
+    """
+    if not path.exists():
+        return []
+    try:
+        saved = json.loads(path.read_text())
+        return [
+            Section(
+                key=d["key"],
+                title=d["title"],
+                method=d["method"],
+                checks=[Check(**c) for c in d["checks"]],
+                tables=[Table(**t) for t in d["tables"]],
+                notes=list(d["notes"]),
+                figures=[(caption, Path(image)) for caption, image in d["figures"]],
+                seconds=float(d["seconds"]),
+                measured=str(d.get("measured", "")),
+            )
+            for d in saved
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path} is not a saved reliability report ({type(exc).__name__}: {exc}); move it "
+            "away or run every scenario"
+        ) from exc
+
+
+def merge(saved: list[Section], fresh: list[Section], order: Sequence[str]) -> list[Section]:
+    """``fresh`` sections replace saved ones of the same scenario; the rest are kept."""
+    by_key = {s.key: s for s in saved} | {s.key: s for s in fresh}
+    rank = {key: i for i, key in enumerate(order)}
+    return sorted(by_key.values(), key=lambda s: rank.get(s.key, len(rank)))

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from reliability.__main__ import main
-from reliability.report import Section, Table, section_markdown, write_json, write_markdown
+from reliability.report import (
+    Section,
+    Table,
+    merge,
+    read_json,
+    section_markdown,
+    write_json,
+    write_markdown,
+)
 
 
 def _section(passed: bool) -> Section:
@@ -30,14 +38,44 @@ def test_a_failed_check_fails_its_section_and_shows_in_the_report(tmp_path):
     assert "| 1 | 12.3 | 200: 10 \\| 429: 0 |" in text  # a pipe in a cell cannot split it
 
     out = tmp_path / "RELIABILITY.md"
-    write_markdown([good, bad], out, quick=True, preamble="Preamble.")
+    write_markdown([good, bad], out, preamble="Preamble.")
     report = out.read_text()
     assert report.startswith("# Reliability\n\nPreamble.")
     assert "| [Load](#load) | pass |" in report and "| [Load](#load) | **FAIL** |" in report
+    assert "| not recorded |" in report
 
     write_json([bad], tmp_path / "r.json")
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved[0]["passed"] is False and saved[0]["checks"][1]["passed"] is False
+
+
+def test_a_partial_run_replaces_its_scenarios_and_keeps_the_others(tmp_path):
+    old_load, teardown = _section(True), Section(key="teardown", title="Teardown", method="m")
+    teardown.check("nothing left", True)
+    old_load.measured, teardown.measured = "2026-11-22 02:01 UTC, commit 5a1a12b", "2026-11-22"
+    saved = tmp_path / "latest.json"
+    write_json([old_load, teardown], saved)
+
+    new_load = _section(False)
+    new_load.measured = "2026-12-06 02:46 UTC, commit 37b871b"
+    faults = Section(key="faults", title="Faults", method="m")
+    report = merge(read_json(saved), [new_load, faults], ("load", "faults", "teardown"))
+
+    assert [s.key for s in report] == ["load", "faults", "teardown"]
+    assert report[0].measured.startswith("2026-12-06") and not report[0].passed
+    assert report[2].measured == "2026-11-22" and report[2].passed  # kept, as saved
+    assert report[2].checks[0].name == "nothing left"
+
+
+def test_an_unreadable_saved_report_is_refused_before_anything_runs(tmp_path, capsys):
+    broken = tmp_path / "latest.json"
+    broken.write_text('[{"key": "load"}]')
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--only", "teardown", "--json", str(broken), "--out", str(tmp_path / "R.md")])
+    assert exit_info.value.code == 2
+    assert "is not a saved reliability report" in capsys.readouterr().err
+    assert broken.read_text() == '[{"key": "load"}]' and not (tmp_path / "R.md").exists()
 
 
 def test_a_section_without_checks_does_not_pass():
