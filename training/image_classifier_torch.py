@@ -778,6 +778,10 @@ def train(args: argparse.Namespace, ctx: Dist) -> int:
     if ctx.main:
         write_outputs(args, splits, model, best_state, metrics, history, health, timing, profiler)
     log.info("best epoch %s: %s", best["epoch"], json.dumps(metrics))
+    # Every rank leaves together: a rank that tore its gloo group down while rank 0 was still
+    # writing the outputs was aborted ("terminate called without an active exception", SIGABRT),
+    # and torchrun then failed the whole job.
+    ctx.barrier()
     return 0
 
 
