@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from local_stage.errors import LocalStageError
-from local_stage.ports import BLOCK_SIZE, PortBlock, claim_block, free_port
+from local_stage.ports import BLOCK_SIZE, PortPool
+from local_stage.ports import free_port as free_port  # re-exported: tests and bench use it
 
 log = logging.getLogger("local_stage")
 
@@ -175,7 +176,9 @@ def model_server_workers(
     return int(args.workers)
 
 
-_claimed_ports: list[PortBlock] = []  # held while this process (the supervisor) runs
+# Ports of the supervisor's children (instances, the runtime API), from blocks held while this
+# process runs: a port merely free when picked could be taken before the child binds it.
+_PORTS = PortPool()
 
 
 def _instance_ports(count: int) -> list[int]:
@@ -190,9 +193,7 @@ def _instance_ports(count: int) -> list[int]:
             f"{count} instances of one variant: the local stage runs at most {BLOCK_SIZE}; "
             "lower --instances"
         )
-    block = claim_block()
-    _claimed_ports.append(block)
-    return [block.port(i) for i in range(count)]
+    return _PORTS.take(count)
 
 
 def _ray_container_child(
@@ -458,7 +459,9 @@ async def _run_up(args: argparse.Namespace) -> int:
             groups = [models]
             await stopped.wait()
             return 0
-        runtime_port = free_port()
+        # Not an ephemeral port: Ray's processes keep binding those (its metrics agent took one a
+        # test had picked for the API front), and the runtime API is restarted on its port.
+        (runtime_port,) = _PORTS.take(1)
         container_timeout_s = args.request_timeout_s or 60.0
         config = {
             "region": spec.region,

@@ -99,3 +99,27 @@ def claim_block() -> PortBlock:
         f"no free block of {BLOCK_SIZE} ports in {BLOCKS_LOW}-{BLOCKS_HIGH} on this machine: "
         "stop the local stages still running here and try again"
     )
+
+
+class PortPool:
+    """Ports handed out one after another from blocks this process claims as it needs them.
+
+    For a process that starts children which bind their ports late (the supervisor's instances
+    and runtime API, a test's local stage): the blocks stay claimed for the process's life.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: list[PortBlock] = []
+        self._next = BLOCK_SIZE
+
+    def take(self, count: int = 1) -> list[int]:
+        """``count`` consecutive ports (at most a block's worth)."""
+        if not 1 <= count <= BLOCK_SIZE:
+            raise ValueError(f"a pool hands out 1 to {BLOCK_SIZE} ports at a time, not {count}")
+        if self._next + count > BLOCK_SIZE:
+            self._blocks.append(claim_block())
+            self._next = 0
+        block = self._blocks[-1]
+        ports = [block.port(self._next + i) for i in range(count)]
+        self._next += count
+        return ports

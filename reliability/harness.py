@@ -23,12 +23,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from local_stage.cli import free_port
+from local_stage.ports import PortPool
 from model_export.serve_config import ServeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS_STACK = "MlServing-dev-digits"
 IMAGE_SIZE = 16
+
+_PORTS = PortPool()  # the stages' API front ports, claimed for this process's life
 
 
 def digits_data(out: Path) -> Path:
@@ -192,7 +194,9 @@ def start_stage(
         "--app-dir",
         str(app_dir),
         "--port",
-        str(free_port()),
+        # Claimed, not merely free: the stage binds it only after its Ray containers are up, and
+        # Ray's processes bind ephemeral ports meanwhile (its metrics agent once took this one).
+        str(_PORTS.take(1)[0]),
         "--run-dir",
         str(run_dir),
         *(["--sample", str(sample)] if sample else ["--no-smoke"]),

@@ -89,3 +89,19 @@ def test_free_port_never_hands_out_a_port_ray_binds_by_default(monkeypatch):
     monkeypatch.setattr(ports.socket, "socket", FakeSocket)
 
     assert ports.free_port() == 40123
+
+
+def test_a_pool_hands_out_consecutive_claimed_ports_and_claims_a_new_block_when_full():
+    from local_stage.ports import BLOCK_SIZE, BLOCKS_HIGH, BLOCKS_LOW, PortPool
+
+    pool = PortPool()
+    first = pool.take(3)
+    (single,) = pool.take(1)
+    rest = pool.take(BLOCK_SIZE - 4)
+    assert first == [first[0], first[0] + 1, first[0] + 2] and single == first[0] + 3
+    assert rest[-1] == first[0] + BLOCK_SIZE - 1  # the block is used up
+    (next_block,) = pool.take(1)
+    assert next_block // BLOCK_SIZE != first[0] // BLOCK_SIZE
+    assert all(BLOCKS_LOW <= p < BLOCKS_HIGH for p in (*first, next_block))  # never ephemeral
+    with pytest.raises(ValueError, match="1 to 100 ports"):
+        pool.take(BLOCK_SIZE + 1)
