@@ -27,7 +27,6 @@ import importlib
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -330,7 +329,7 @@ def run_probes(url: str, api_key: str, tally: HttpTally) -> list[ProbeOutcome]:
 def lambda_handler(endpoint_name: str, runtime_url: str) -> Iterator[Any]:
     """The unmodified lambda_src handler, imported as Lambda's init would (its environment set),
     talking to the stage's runtime API; the process's environment and modules are restored."""
-    saved_env, saved_path = dict(os.environ), list(sys.path)
+    saved_env = dict(os.environ)
     env = {
         "ENDPOINT_NAME": endpoint_name,
         "AWS_REGION": "us-east-1",
@@ -344,16 +343,11 @@ def lambda_handler(endpoint_name: str, runtime_url: str) -> Iterator[Any]:
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         os.environ.pop(key, None)
     os.environ.update(env)
-    sys.path.insert(0, str(LAMBDA_SRC))
-    for name in ("handler", "gateway"):
-        sys.modules.pop(name, None)
     try:
-        module = importlib.import_module("handler")
+        # Re-running the handler module is Lambda's init phase: it reads the environment above.
+        module = importlib.reload(importlib.import_module("prediction_gateway.handler"))
         yield module.lambda_handler
     finally:
-        for name in ("handler", "gateway"):
-            sys.modules.pop(name, None)
-        sys.path[:] = saved_path
         os.environ.clear()
         os.environ.update(saved_env)
 
