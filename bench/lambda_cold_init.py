@@ -6,7 +6,7 @@ every variant, is excluded and reported separately as the whole-process time).
 
 Variants:
   bare     import boto3; boto3.client("sagemaker-runtime")          (the baseline)
-  gateway  import handler  (config validation, Powertools Logger + Metrics, the client)
+  gateway  import prediction_gateway.handler  (config validation, Powertools Logger + Metrics, the client)
   +tracer  gateway plus Powertools Tracer with botocore patching     (why the Tracer is not used)
 
     .venv/bin/python bench/lambda_cold_init.py --rounds 25 --out bench/results
@@ -37,9 +37,9 @@ print("INIT_MS", (t1 - t0) * 1000.0)
 """
 VARIANTS = {
     "bare": 'import boto3\nboto3.client("sagemaker-runtime")',
-    "gateway": "import handler",
+    "gateway": "import prediction_gateway.handler",
     "+tracer": (
-        "import handler\n"
+        "import prediction_gateway.handler\n"
         "from aws_lambda_powertools import Tracer\n"
         "Tracer(service='prediction-api', patch_modules=['botocore'])"
     ),

@@ -68,8 +68,8 @@ def load_handler() -> Any:
             "POWERTOOLS_METRICS_NAMESPACE": "MlServing",
         }
     )
-    sys.path.insert(0, str(LAMBDA_SRC))
-    import handler
+    # The package from lambda_src/, installed with the project (pip install -e .).
+    from prediction_gateway import handler
 
     return handler
 

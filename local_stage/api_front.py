@@ -22,35 +22,50 @@ environment. As API Gateway does, before the function runs:
 Where the template declares a GatewayResponse for that kind of error (or DEFAULT_4XX/5XX), its
 status, headers and application/json template are used instead, as API Gateway does.
 
-The handler runs in a thread pool (one thread per concurrent "execution environment"), so the
-event loop keeps serving while it waits on the endpoint.
+Each request runs in one of the function's execution environments
+(``local_stage.lambda_environments``: one process each, one request at a time, as on Lambda).
+The request id is API Gateway's: the client's ``x-amzn-RequestId`` is the event's
+``requestContext.requestId``, which the function answers as ``X-Request-Id`` and passes to the
+endpoint as its ``InferenceId``, so one id joins the logs of every hop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import json
 import logging
 import os
-import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatch
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
 from aiohttp import web
 
+from local_stage.lambda_environments import FunctionError
 from local_stage.template import ApiSpec, FunctionSpec, GatewayResponseSpec, RouteSpec, Throttle
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
+
+
+class Function(Protocol):
+    """A Lambda function as the API front calls it (``EnvironmentPool`` is the real one)."""
+
+    async def invoke(self, event: dict[str, Any], timeout_s: float) -> tuple[Any, str]: ...
+
+    async def close(self) -> None: ...
+
+
+def _request_id() -> str:
+    """An API Gateway request id: the client's ``x-amzn-RequestId``."""
+    return str(uuid.uuid4())
 
 
 def _message(status: int, message: str, **headers: str) -> web.Response:
@@ -89,27 +104,6 @@ class TokenBucket:
         return False
 
 
-class LambdaContext:
-    """The context object the Lambda Python runtime passes to a handler."""
-
-    def __init__(self, fn: FunctionSpec, function_name: str, region: str, account: str) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:{region}:{account}:function:{function_name}:live"
-        )
-        self.memory_limit_in_mb = str(fn.memory_mb)
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self.identity = None
-        self.client_context = None
-        self._deadline = time.monotonic() + fn.timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 def lambda_environment(
     fn: FunctionSpec,
     *,
@@ -120,9 +114,19 @@ def lambda_environment(
 ) -> dict[str, str]:
     """The function's environment as Lambda would set it, pointed at the local runtime API.
 
-    Credentials are dummies on purpose: the local handler must never reach a real AWS account.
+    Nothing of this process's environment is inherited (as on Lambda), and the credentials are
+    dummies on purpose: the local handler must never reach a real AWS account.
     """
-    env = dict(fn.environment)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        # No AWS config or credential files exist on Lambda; none of the user's may be read.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **fn.environment,
+    }
     env.update(
         {
             "AWS_REGION": region,
@@ -142,20 +146,6 @@ def lambda_environment(
     )
     env.update(overrides)
     return env
-
-
-def load_handler(fn: FunctionSpec, env: dict[str, str]) -> Any:
-    """Import the handler from its code asset with its environment set (Lambda's init phase)."""
-    for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN"):
-        os.environ.pop(key, None)
-    os.environ.update(env)
-    sys.path.insert(0, str(fn.code_dir))
-    module_name, _, func_name = fn.handler.rpartition(".")
-    module = importlib.import_module(module_name)
-    handler = getattr(module, func_name, None)
-    if not callable(handler):
-        raise AttributeError(f"{fn.code_dir}/{module_name}.py has no function {func_name}")
-    return handler
 
 
 @dataclass
@@ -217,19 +207,17 @@ class ApiFront:
     def __init__(
         self,
         api: ApiSpec,
-        handlers: dict[str, Any],
+        functions: Mapping[str, Function],
         *,
         api_key: str,
         region: str,
         account: str,
-        concurrency: int = 32,
     ) -> None:
         self.api = api
-        self.handlers = handlers  # function logical id → handler callable
+        self.functions = functions  # function logical id → its execution environments
         self.api_key = api_key
         self.region = region
         self.account = account
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="lambda")
         self.route_buckets = {
             id(r): TokenBucket(r.throttle) for r in api.routes if r.throttle is not None
         }
@@ -242,15 +230,17 @@ class ApiFront:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
-    def error(self, response_type: str, status: int, message: str) -> web.Response:
+    def error(
+        self, response_type: str, status: int, message: str, request_id: str | None = None
+    ) -> web.Response:
         """API Gateway's own error answer, shaped by the template's GatewayResponse if any."""
+        request_id = request_id or _request_id()
         family = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
         spec: GatewayResponseSpec | None = self.api.gateway_responses.get(
             response_type
         ) or self.api.gateway_responses.get(family)
         if spec is None:
-            return _message(status, message)
-        request_id = str(uuid.uuid4())
+            return _message(status, message, **{"x-amzn-RequestId": request_id})
         body = spec.template or json.dumps({"message": message})
         body = body.replace("$context.error.messageString", json.dumps(message))
         body = body.replace("$context.error.message", message)
@@ -315,27 +305,25 @@ class ApiFront:
             return self.error("REQUEST_TOO_LARGE", 413, "Request Too Long")
         if route.body_schemas and self.invalid_body(route, request, body):
             return self.error("BAD_REQUEST_BODY", 400, "Invalid request body")
-        event = self.event(request, route, match.path_parameters, resource_path, body)
+        request_id = _request_id()
+        event = self.event(request, route, match.path_parameters, resource_path, body, request_id)
         assert route.function is not None
         fn = route.function
-        context = LambdaContext(
-            fn, f"{self.api_id}-{fn.logical_id}"[:64], self.region, self.account
-        )
-        handler = self.handlers[fn.logical_id]
-        loop = asyncio.get_running_loop()
+        function = self.functions[fn.logical_id]
         try:
-            async with asyncio.timeout(min(route.integration_timeout_s, fn.timeout_s)):
-                result = await loop.run_in_executor(self.pool, handler, event, context)
-        except TimeoutError:
-            log.warning("%s: the function did not answer in time", context.aws_request_id)
-            return self.error("INTEGRATION_TIMEOUT", 504, "Endpoint request timed out")
-        except Exception:
-            log.exception(
-                "%s: the function raised (Lambda reports it as a failed invocation)",
-                context.aws_request_id,
+            result, lambda_request_id = await function.invoke(
+                event, min(route.integration_timeout_s, fn.timeout_s)
             )
-            return self.error("DEFAULT_5XX", 502, "Internal server error")
-        return self.to_http(result, request, context.aws_request_id)
+        except TimeoutError:
+            log.warning("%s: the function did not answer in time", request_id)
+            return self.error("INTEGRATION_TIMEOUT", 504, "Endpoint request timed out", request_id)
+        except FunctionError as exc:
+            log.error(
+                "%s: the function failed (Lambda reports a failed invocation): %s", request_id, exc
+            )
+            return self.error("DEFAULT_5XX", 502, "Internal server error", request_id)
+        log.debug("%s: Lambda request %s", request_id, lambda_request_id)
+        return self.to_http(result, request, request_id)
 
     def event(
         self,
@@ -344,6 +332,7 @@ class ApiFront:
         path_parameters: dict[str, str] | None,
         resource_path: str,
         body: bytes,
+        request_id: str,
     ) -> dict[str, Any]:
         headers: dict[str, str] = {}
         multi_headers: dict[str, list[str]] = {}
@@ -386,7 +375,7 @@ class ApiFront:
                 "stage": self.api.stage_name,
                 "domainPrefix": "localhost",
                 "requestTimeEpoch": int(now.timestamp() * 1000),
-                "requestId": str(uuid.uuid4()),
+                "requestId": request_id,
                 "identity": {
                     "sourceIp": peer,
                     "userAgent": request.headers.get("User-Agent"),
@@ -444,4 +433,5 @@ class ApiFront:
         deadline = time.monotonic() + timeout_s
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        for function in self.functions.values():
+            await function.close()

@@ -117,41 +117,57 @@ def cmd_runtime_api(args: argparse.Namespace) -> int:
 
 
 def cmd_api_front(args: argparse.Namespace) -> int:
-    from local_stage.api_front import ApiFront, lambda_environment, load_handler
     from local_stage.template import load_stack
 
     spec = load_stack(Path(args.app_dir), args.stack)
     api_key = os.environ.get("LOCAL_STAGE_API_KEY", "")
     if not api_key:
         raise LocalStageError("LOCAL_STAGE_API_KEY is not set (``up`` sets it)")
-    handlers = {}
+    asyncio.run(_serve_api_front(args, spec, api_key))
+    return 0
+
+
+async def _serve_api_front(args: argparse.Namespace, spec: Any, api_key: str) -> None:
+    from local_stage.api_front import ApiFront
+    from local_stage.lambda_environments import EnvironmentPool
+
+    functions: dict[str, EnvironmentPool] = {}
+    try:
+        await _start_functions(args, spec, functions)
+    except BaseException:
+        for pool in functions.values():
+            await pool.close()
+        raise
+    front = ApiFront(spec.api, functions, api_key=api_key, region=spec.region, account=spec.account)
+    await serve_app(front.app(), args.host, args.port, front.drain, args.drain_timeout_s)
+
+
+async def _start_functions(args: argparse.Namespace, spec: Any, functions: dict[str, Any]) -> None:
+    from local_stage.api_front import lambda_environment
+    from local_stage.lambda_environments import EnvironmentPool
+
     for fn in spec.functions:
+        function_name = f"{args.stack}-{fn.logical_id}"[:64]
         env = lambda_environment(
             fn,
-            function_name=f"{args.stack}-{fn.logical_id}"[:64],
+            function_name=function_name,
             region=spec.region,
             runtime_url=args.runtime_url,
             overrides=dict(args.lambda_env or []),
         )
-        # The function's ENDPOINT_NAME resolved from the template to the local endpoint's name.
-        try:
-            handlers[fn.logical_id] = load_handler(fn, env)
-        except Exception as exc:
-            raise LocalStageError(
-                f"the Lambda handler {fn.handler} from {fn.code_dir} failed to initialise: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+        pool = EnvironmentPool(
+            fn,
+            env,
+            function_name=function_name,
+            region=spec.region,
+            account=spec.account,
+            max_environments=args.concurrency,
+        )
+        # One environment (or the provisioned ones) initialised now: a handler whose init fails
+        # stops the stage here, with its error.
+        functions[fn.logical_id] = pool
+        await pool.start(warm=fn.provisioned_concurrency)
         log.info("Lambda %s (%s) initialised from %s", fn.logical_id, fn.handler, fn.code_dir)
-    front = ApiFront(
-        spec.api,
-        handlers,
-        api_key=api_key,
-        region=spec.region,
-        account=spec.account,
-        concurrency=args.concurrency,
-    )
-    asyncio.run(serve_app(front.app(), args.host, args.port, front.drain, args.drain_timeout_s))
-    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -713,7 +729,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a Lambda environment variable (repeatable; default: none)",
     )
     fr.add_argument(
-        "--concurrency", type=int, default=32, help="concurrent Lambda executions (default: 32)"
+        "--concurrency",
+        type=int,
+        default=8,
+        help="most Lambda execution environments (processes) at once; more concurrent requests "
+        "wait for a free one (default: 8)",
     )
     fr.add_argument(
         "--drain-timeout-s",

@@ -84,6 +84,8 @@ class FunctionSpec:
     environment: dict[str, str]
     timeout_s: float
     memory_mb: int
+    # Environments its alias keeps initialised (ProvisionedConcurrencyConfig).
+    provisioned_concurrency: int = 0
 
 
 @dataclass(frozen=True)
@@ -419,9 +421,23 @@ def _read_model(
     )
 
 
+def _provisioned_concurrency(resources: dict[str, Any], function_id: str) -> int:
+    """The provisioned environments of the function's aliases (the API calls the alias)."""
+    total = 0
+    for alias in _of_type(resources, "AWS::Lambda::Alias").values():
+        props = alias.get("Properties", {})
+        if function_id in _refs(props.get("FunctionName")):
+            config = props.get("ProvisionedConcurrencyConfig") or {}
+            total += _int(
+                config.get("ProvisionedConcurrentExecutions", 0), "ProvisionedConcurrency"
+            )
+    return total
+
+
 def _read_function(
-    app_dir: Path, assets: dict[str, Any], logical_id: str, fn: dict[str, Any], r: _Resolver
+    app_dir: Path, assets: dict[str, Any], logical_id: str, resources: dict[str, Any], r: _Resolver
 ) -> FunctionSpec:
+    fn = resources[logical_id]
     props = fn.get("Properties", {})
     handler = props.get("Handler")
     if not isinstance(handler, str) or "." not in handler:
@@ -452,6 +468,7 @@ def _read_function(
         environment=env,
         timeout_s=float(props.get("Timeout", 3)),
         memory_mb=_int(props.get("MemorySize", 128), "MemorySize"),
+        provisioned_concurrency=_provisioned_concurrency(resources, logical_id),
     )
 
 
@@ -563,7 +580,7 @@ def _read_api(
                     "function of this stack"
                 )
             if fn_id not in functions:
-                functions[fn_id] = _read_function(app_dir, assets, fn_id, resources[fn_id], r)
+                functions[fn_id] = _read_function(app_dir, assets, fn_id, resources, r)
             timeout_ms = integration.get("TimeoutInMillis")
             routes.append(
                 RouteSpec(

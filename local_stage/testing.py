@@ -241,7 +241,10 @@ def write_cloud_assembly(
     if lambda_dir is None:
         lambda_dir = out_dir / "_tiny_handler"
         lambda_dir.mkdir(exist_ok=True)
-        (lambda_dir / "handler.py").write_text(textwrap.dedent(TINY_HANDLER_PY))
+        (lambda_dir / "tiny_handler.py").write_text(textwrap.dedent(TINY_HANDLER_PY))
+        handler = "tiny_handler.lambda_handler"
+    else:
+        handler = "prediction_gateway.handler.lambda_handler"
     code_hash = hashlib.sha256(str(lambda_dir).encode()).hexdigest()
     code_dir = out_dir / f"asset.{code_hash}"
     if code_dir.exists():
@@ -331,7 +334,7 @@ def write_cloud_assembly(
             "Properties": {
                 "Code": {"S3Bucket": bucket, "S3Key": f"{code_hash}.zip"},
                 "Environment": {"Variables": env_vars},
-                "Handler": "handler.lambda_handler",
+                "Handler": handler,
                 "MemorySize": 512,
                 "Role": {"Fn::GetAtt": ["GatewayFunctionRole", "Arn"]},
                 "Runtime": "python3.12",

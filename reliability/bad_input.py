@@ -8,8 +8,8 @@ with malformed events.
 2. **Raw probes**: requests schemathesis cannot express (invalid UTF-8, a body over API Gateway's
    10 MB, a wrong charset, a missing Content-Type, ...) with the status each must get.
 3. **Handler fuzz**: the unmodified ``lambda_src`` handler, imported in-process with the
-   function's environment as the template sets it, gets hypothesis-generated events (REST v1 and
-   HTTP API v2 samples from ``tests/events/`` mutated: missing or ``None`` fields, wrong types,
+   function's environment as the template sets it, gets hypothesis-generated events (REST API
+   samples from ``tests/events/`` mutated: missing or ``None`` fields, wrong types,
    huge bodies, bad base64, odd Unicode, odd headers). Its SageMaker client talks to the stage's
    runtime API and the real model (no stub), so what reaches the model is answered by the model.
 
@@ -27,7 +27,6 @@ import importlib
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -330,7 +329,7 @@ def run_probes(url: str, api_key: str, tally: HttpTally) -> list[ProbeOutcome]:
 def lambda_handler(endpoint_name: str, runtime_url: str) -> Iterator[Any]:
     """The unmodified lambda_src handler, imported as Lambda's init would (its environment set),
     talking to the stage's runtime API; the process's environment and modules are restored."""
-    saved_env, saved_path = dict(os.environ), list(sys.path)
+    saved_env = dict(os.environ)
     env = {
         "ENDPOINT_NAME": endpoint_name,
         "AWS_REGION": "us-east-1",
@@ -344,16 +343,11 @@ def lambda_handler(endpoint_name: str, runtime_url: str) -> Iterator[Any]:
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         os.environ.pop(key, None)
     os.environ.update(env)
-    sys.path.insert(0, str(LAMBDA_SRC))
-    for name in ("handler", "gateway"):
-        sys.modules.pop(name, None)
     try:
-        module = importlib.import_module("handler")
+        # Re-running the handler module is Lambda's init phase: it reads the environment above.
+        module = importlib.reload(importlib.import_module("prediction_gateway.handler"))
         yield module.lambda_handler
     finally:
-        for name in ("handler", "gateway"):
-            sys.modules.pop(name, None)
-        sys.path[:] = saved_path
         os.environ.clear()
         os.environ.update(saved_env)
 
@@ -373,7 +367,7 @@ def _sample(name: str) -> dict[str, Any]:
 
 
 def event_strategy() -> Any:
-    """Hypothesis events: real REST v1 / HTTP v2 samples with their parts broken."""
+    """Hypothesis events: real REST API (v1) samples with their parts broken."""
     from hypothesis import strategies as st
 
     samples = [_sample(p.name) for p in sorted(EVENTS.glob("*.json"))]
@@ -460,7 +454,6 @@ def event_strategy() -> Any:
     @st.composite
     def events(draw: Any) -> Any:
         event = copy.deepcopy(draw(st.sampled_from(samples)))
-        v2 = event.get("version") == "2.0"
         headers = event.get("headers") or {}
         headers.pop("content-type", None)
         headers.pop("Content-Type", None)
@@ -481,11 +474,7 @@ def event_strategy() -> Any:
                 | st.none()
                 | st.integers()
             )
-            if v2:
-                http = event.get("requestContext", {}).get("http", {})
-                http["method"] = method
-            else:
-                event["httpMethod"] = method
+            event["httpMethod"] = method
         if draw(st.integers(0, 3)) == 0:
             path = draw(
                 st.sampled_from(
@@ -494,7 +483,7 @@ def event_strategy() -> Any:
                 | odd_text
                 | st.none()
             )
-            for key in ("rawPath", "routeKey") if v2 else ("path", "resource"):
+            for key in ("path", "resource"):
                 event[key] = path
         # Missing or replaced top-level fields, in about one event in three.
         for _ in range(draw(st.sampled_from([0, 0, 0, 0, 1, 2]))):
@@ -634,8 +623,8 @@ def run(quick: bool, workdir: Path) -> Section:
             f"{len(probes())} raw HTTP probes send what schemathesis cannot (invalid UTF-8, UTF-16, "
             "NaN, 5000-deep nesting, 7-11 MB bodies, wrong charsets, non-image images, no or "
             "wrong API key). Last, the unmodified `lambda_src` handler is imported in-process "
-            f"and fed {sizes['fuzz_events']} hypothesis-generated events: the REST v1 and HTTP "
-            "API v2 samples of `tests/events/` with fields missing or of the wrong type, "
+            f"and fed {sizes['fuzz_events']} hypothesis-generated events: the REST API "
+            "samples of `tests/events/` with fields missing or of the wrong type, "
             "non-object events, huge bodies (7 MB text, 10 MB base64, 200,000-deep arrays), "
             "invalid base64, odd Unicode (NUL, lone surrogates, BOM, bidi overrides, unassigned "
             "code points) and odd headers; its SageMaker client talks to the stage's runtime API "

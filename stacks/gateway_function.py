@@ -14,7 +14,7 @@ from constructs import Construct
 from stacks.common import data_removal_policy, logical_id, nag_resource, retention
 
 ALIAS_NAME = "live"
-HANDLER = "handler.lambda_handler"
+HANDLER = "prediction_gateway.handler.lambda_handler"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 # AWS's public Powertools for AWS Lambda (Python) v3 layer account; the layer name encodes the
 # runtime and architecture.
@@ -54,8 +54,9 @@ class GatewayFunction(Construct):
         service_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        if not (code_dir / "handler.py").is_file():
-            raise ValueError(f"GatewayFunction: {code_dir}/handler.py not found")
+        entry = code_dir / Path(*HANDLER.split(".")[:-1]).with_suffix(".py")
+        if not entry.is_file():
+            raise ValueError(f"GatewayFunction: {entry} not found (the handler {HANDLER})")
         if provisioned_concurrency < 0:
             raise ValueError("GatewayFunction: provisioned_concurrency must be >= 0")
         if reserved_concurrency is not None and reserved_concurrency < provisioned_concurrency:

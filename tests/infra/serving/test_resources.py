@@ -276,18 +276,12 @@ def test_lambda_has_what_the_handler_needs(dev):
 def test_handler_accepts_the_environment_the_stack_sets(dev, prod):
     # The stack's variables go through the handler's own validation (what its init runs), so a
     # variable the stack forgets or sets wrong fails here, not at deploy time.
-    import importlib
-    import sys
-    from pathlib import Path
+    from prediction_gateway import config as gateway
 
-    sys.path.insert(0, str(Path("lambda_src").resolve()))
-    try:
-        gateway = importlib.import_module("gateway")
-    finally:
-        sys.path.pop(0)
     for _, template in (dev, prod):
         (function,) = template.find_resources(
-            "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
+            "AWS::Lambda::Function",
+            {"Properties": {"Handler": "prediction_gateway.handler.lambda_handler"}},
         ).values()
         env = function["Properties"]["Environment"]["Variables"]
         config = gateway.Config.from_env({**env, "AWS_REGION": "us-east-1"})

@@ -4,28 +4,20 @@ loaded against it through AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: the real botocore 
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import itertools
 import json
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-_HERE = Path(__file__).resolve().parent
-for _path in (_HERE.parents[2] / "lambda_src", _HERE):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from lambda_gateway_standin import (  # noqa: E402
+from tests.support.runtime_standin import (
     ENDPOINT,
     EVENTS,
-    LAMBDA_SRC,
     RuntimeStandIn,
     make_request_handler,
 )
@@ -51,7 +43,7 @@ _counter = itertools.count()
 def load_handler(
     runtime: RuntimeStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., ModuleType]:
-    """Execute lambda_src/handler.py afresh (its init reads the environment) against the stand-in."""
+    """Run the handler module's init afresh (it reads the environment) against the stand-in."""
 
     def load(**env: str) -> ModuleType:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "CORS_ALLOW_ORIGIN"):
@@ -70,13 +62,8 @@ def load_handler(
         }
         for name, value in {**base, **env}.items():
             monkeypatch.setenv(name, value)
-        spec = importlib.util.spec_from_file_location(
-            f"lambda_handler_under_test_{next(_counter)}", LAMBDA_SRC / "handler.py"
-        )
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+        # Re-running the handler module is Lambda's init phase: it reads the environment set above.
+        return importlib.reload(importlib.import_module("prediction_gateway.handler"))
 
     return load
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from lambda_gateway_standin import ENDPOINT, LAMBDA_SRC, Reply
+from tests.support.runtime_standin import ENDPOINT, LAMBDA_SRC, Reply
 
 
 def error_code(response: dict) -> str:
@@ -34,9 +34,9 @@ def test_rest_v1_event_reaches_the_endpoint_signed_and_intact(load_handler, runt
     assert "/us-east-1/sagemaker/aws4_request" in seen.headers["authorization"]
 
 
-def test_http_v2_jpeg_event_is_sent_as_image_bytes(load_handler, runtime, event) -> None:
+def test_rest_jpeg_event_is_sent_as_image_bytes(load_handler, runtime, event) -> None:
     handler = load_handler()
-    ev = event("apigw_http_v2_predict_jpeg.json")
+    ev = event("apigw_rest_v1_predict_jpeg.json")
     runtime.reset(Reply(body=b'{"predictions": [{"label": "7", "probability": 0.9}]}'))
     response = handler.lambda_handler(ev, None)
     assert response["statusCode"] == 200, response["body"]
@@ -49,7 +49,7 @@ def test_read_timeout_is_504_after_a_single_attempt(load_handler, runtime, event
     handler = load_handler(INVOKE_READ_TIMEOUT_S="0.5", INVOKE_MAX_ATTEMPTS="3")
     runtime.reset(Reply(delay_s=1.5), Reply(delay_s=1.5), Reply(delay_s=1.5))
     start = time.perf_counter()
-    response = handler.lambda_handler(event("apigw_http_v2_predict_texts.json"), None)
+    response = handler.lambda_handler(event("apigw_rest_v1_predict_texts.json"), None)
     elapsed_s = time.perf_counter() - start
     assert response["statusCode"] == 504
     assert error_code(response) == "GatewayTimeout"
@@ -60,7 +60,7 @@ def test_read_timeout_is_504_after_a_single_attempt(load_handler, runtime, event
 def test_an_answer_stalling_mid_body_is_a_504(load_handler, runtime, event) -> None:
     handler = load_handler(INVOKE_READ_TIMEOUT_S="0.5")
     runtime.reset(Reply(body=b'{"predictions": ["pos", "neg"]}', body_delay_s=1.5))
-    response = handler.lambda_handler(event("apigw_http_v2_predict_texts.json"), None)
+    response = handler.lambda_handler(event("apigw_rest_v1_predict_texts.json"), None)
     assert response["statusCode"] == 504
     assert error_code(response) == "GatewayTimeout"
 
@@ -68,7 +68,7 @@ def test_an_answer_stalling_mid_body_is_a_504(load_handler, runtime, event) -> N
 def test_a_dropped_connection_is_retried_then_a_502(load_handler, runtime, event) -> None:
     handler = load_handler(INVOKE_MAX_ATTEMPTS="2")
     runtime.reset(Reply(hang_up=True), Reply(hang_up=True))
-    response = handler.lambda_handler(event("apigw_http_v2_predict_texts.json"), None)
+    response = handler.lambda_handler(event("apigw_rest_v1_predict_texts.json"), None)
     assert response["statusCode"] == 502
     assert error_code(response) == "BadGateway"
     assert len(runtime.seen) == 2
@@ -80,7 +80,7 @@ def test_service_unavailable_is_retried_once_then_succeeds(load_handler, runtime
         Reply(503, b'{"message": "busy"}', error_type="ServiceUnavailable"),
         Reply(body=b'{"predictions": ["pos", "neg"]}'),
     )
-    response = handler.lambda_handler(event("apigw_http_v2_predict_texts.json"), None)
+    response = handler.lambda_handler(event("apigw_rest_v1_predict_texts.json"), None)
     assert response["statusCode"] == 200, response["body"]
     assert len(runtime.seen) == 2
 
@@ -108,7 +108,7 @@ def test_model_error_on_the_wire_is_a_502_with_the_models_message(
 def test_throttling_on_the_wire_is_429_with_retry_after(load_handler, runtime, event) -> None:
     handler = load_handler(INVOKE_MAX_ATTEMPTS="1")
     runtime.reset(Reply(400, b'{"message": "Rate exceeded"}', error_type="ThrottlingException"))
-    response = handler.lambda_handler(event("apigw_http_v2_predict_image_json.json"), None)
+    response = handler.lambda_handler(event("apigw_rest_v1_predict_image_json.json"), None)
     assert response["statusCode"] == 429
     assert response["headers"]["Retry-After"] == "1"
 
@@ -116,8 +116,7 @@ def test_throttling_on_the_wire_is_429_with_retry_after(load_handler, runtime, e
 def test_health_never_calls_the_endpoint(load_handler, runtime, event) -> None:
     handler = load_handler()
     runtime.reset()
-    for name in ("apigw_rest_v1_health.json", "apigw_http_v2_health.json"):
-        assert handler.lambda_handler(event(name), None)["statusCode"] == 200
+    assert handler.lambda_handler(event("apigw_rest_v1_health.json"), None)["statusCode"] == 200
     assert runtime.seen == []
 
 
@@ -125,7 +124,7 @@ def test_missing_endpoint_name_fails_the_init_with_a_clear_message() -> None:
     env = {k: v for k, v in os.environ.items() if k != "ENDPOINT_NAME"}
     env["AWS_REGION"] = "us-east-1"
     result = subprocess.run(
-        [sys.executable, "-c", "import handler"],
+        [sys.executable, "-c", "import prediction_gateway.handler"],
         cwd=LAMBDA_SRC,
         env=env,
         capture_output=True,
@@ -134,5 +133,7 @@ def test_missing_endpoint_name_fails_the_init_with_a_clear_message() -> None:
     )
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("gateway.ConfigError: invalid Lambda configuration")
+    assert last_line.startswith(
+        "prediction_gateway.config.ConfigError: invalid Lambda configuration"
+    )
     assert "ENDPOINT_NAME is required" in last_line

@@ -21,13 +21,22 @@ SCHEMA = {
 CALLS: list[Any] = []
 
 
-def _handler(event: Any, context: Any) -> dict[str, Any]:
-    CALLS.append(event)
-    return {"statusCode": 200, "headers": {}, "body": "{}", "isBase64Encoded": False}
+class _Function:
+    """Stands in for the Lambda service behind the front: records what it was sent."""
+
+    async def invoke(self, event: dict[str, Any], timeout_s: float) -> tuple[Any, str]:
+        CALLS.append(event)
+        answer = {"statusCode": 200, "headers": {}, "body": "{}", "isBase64Encoded": False}
+        return answer, "lambda-request-id"
+
+    async def close(self) -> None:
+        pass
 
 
 def _front() -> ApiFront:
-    fn = FunctionSpec("Fn", "handler.lambda_handler", "python3.13", Path("."), {}, 29, 512)
+    fn = FunctionSpec(
+        "Fn", "prediction_gateway.handler.lambda_handler", "python3.13", Path("."), {}, 29, 512
+    )
     route = RouteSpec(
         "POST", "/predict", False, "lambda", function=fn, body_schemas={"application/json": SCHEMA}
     )
@@ -49,7 +58,7 @@ def _front() -> ApiFront:
             ),
         },
     )
-    return ApiFront(api, {"Fn": _handler}, api_key="k", region="us-east-1", account="0" * 12)
+    return ApiFront(api, {"Fn": _Function()}, api_key="k", region="us-east-1", account="0" * 12)
 
 
 async def _post(body: bytes) -> tuple[int, str, Any]:

@@ -43,8 +43,8 @@ def test_reads_model_variant_function_and_api_settings(assembly):
     assert variant.model.environment == {"RAY_SERVE_HAPROXY_NBTHREAD": "1"}
     assert variant.model.model_data_path.is_file()
     (fn,) = spec.functions
-    assert fn.handler == "handler.lambda_handler"
-    assert (fn.code_dir / "handler.py").is_file()
+    assert fn.handler == "tiny_handler.lambda_handler"
+    assert (fn.code_dir / "tiny_handler.py").is_file()
     # ENDPOINT_NAME is a GetAtt of the endpoint: resolved to the local endpoint's name.
     assert fn.environment["ENDPOINT_NAME"] == spec.endpoint.name == "MlServing-dev-tiny-endpoint"
     assert spec.api.stage_name == "dev"
@@ -114,5 +114,6 @@ def test_reads_the_real_synthesized_stack(torch_model_dir, tmp_path):
         ("GET", "/health"),
     }
     (fn,) = spec.functions
-    assert (fn.code_dir / fn.handler.split(".")[0]).with_suffix(".py").is_file()
+    module_path = fn.handler.rpartition(".")[0].replace(".", "/")
+    assert (fn.code_dir / module_path).with_suffix(".py").is_file()
     assert fn.environment["ENDPOINT_NAME"] == spec.endpoint.name

@@ -7,24 +7,19 @@ stubbed request and response); everything of ours runs unmodified.
 from __future__ import annotations
 
 import io
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
+import botocore.session
 import pytest
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics
+from botocore.stub import Stubber
+from prediction_gateway.client import create_runtime_client
+from prediction_gateway.config import Config
+from prediction_gateway.gateway import Gateway
 
-_HERE = Path(__file__).resolve().parent
-for _path in (_HERE.parents[2] / "lambda_src", _HERE):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-import botocore.session  # noqa: E402
-from aws_lambda_powertools.logging import Logger  # noqa: E402
-from aws_lambda_powertools.metrics import Metrics  # noqa: E402
-from botocore.stub import Stubber  # noqa: E402
-from gateway import Config, Gateway, create_runtime_client  # noqa: E402
-from lambda_gateway_helpers import BASE_ENV, GatewayUnderTest  # noqa: E402
+from tests.support.lambda_gateway import BASE_ENV, GatewayUnderTest
 
 
 @pytest.fixture(autouse=True)

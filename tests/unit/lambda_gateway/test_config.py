@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from gateway import API_GATEWAY_TIMEOUT_S, Config, ConfigError, create_runtime_client
+from prediction_gateway.client import create_runtime_client
+from prediction_gateway.config import API_GATEWAY_TIMEOUT_S, Config, ConfigError
 
 MINIMAL = {"ENDPOINT_NAME": "my-endpoint", "AWS_REGION": "eu-west-1"}
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
-from lambda_gateway_helpers import error_of, json_event
+
+from tests.support.lambda_gateway import error_of, json_event
 
 LOG_STREAM = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/ep:log-stream:AllTraffic/i-0"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lambda_gateway_helpers import json_event, make_event
+from tests.support.lambda_gateway import json_event, make_event
 
 SECRET = "patient-record-4711"
 

@@ -13,9 +13,9 @@ import pytest
 from botocore.stub import Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lambda_gateway_helpers import PNG, invoke_response, json_event
 
 from stacks.openapi import draft4_schema
+from tests.support.lambda_gateway import PNG, invoke_response, json_event
 
 VALIDATOR = jsonschema.Draft4Validator(draft4_schema("PredictRequest"))
 KEYS = ["instances", "inputs", "image", "images", "text", "texts", "signature_name", "x"]

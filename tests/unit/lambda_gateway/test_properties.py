@@ -11,7 +11,8 @@ from typing import Any
 from botocore.stub import Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lambda_gateway_helpers import invoke_response, load_event
+
+from tests.support.lambda_gateway import invoke_response, load_event
 
 PROPERTY_SETTINGS = settings(
     max_examples=250,
@@ -73,27 +74,19 @@ header_maps = st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_si
 
 @st.composite
 def events(draw: st.DrawFn) -> dict[str, Any]:
-    v2 = draw(st.booleans())
-    ev = load_event(
-        "apigw_http_v2_predict_texts.json" if v2 else "apigw_rest_v1_predict_instances.json"
-    )
+    ev = load_event("apigw_rest_v1_predict_instances.json")
     method, path = draw(methods), draw(paths)
     headers = draw(header_maps)
     content_type = draw(content_types)
     if content_type is not None:
-        headers["content-type" if v2 else "Content-Type"] = content_type
+        headers[draw(st.sampled_from(["content-type", "Content-Type"]))] = content_type
     if draw(st.booleans()):
         headers["Accept"] = draw(
             st.text(max_size=40) | st.sampled_from(["*/*", "application/json"])
         )
-    if v2:
-        ev["routeKey"] = draw(st.sampled_from([f"{method} {path}", "$default"]))
-        ev["rawPath"] = path
-        ev["requestContext"]["http"]["method"] = method
-    else:
-        ev["httpMethod"] = method
-        ev["resource"] = draw(st.sampled_from([path, "/{proxy+}"]))
-        ev["path"] = path
+    ev["httpMethod"] = method
+    ev["resource"] = draw(st.sampled_from([path, "/{proxy+}"]))
+    ev["path"] = path
     ev["headers"] = draw(st.sampled_from([headers, None]))
     ev["body"] = draw(bodies)
     ev["isBase64Encoded"] = draw(st.booleans())
@@ -152,7 +145,7 @@ def test_anything_that_is_not_an_event_is_a_400(gw, event) -> None:
 @PROPERTY_SETTINGS
 @given(texts=st.lists(st.text(min_size=1), min_size=1, max_size=8))
 def test_valid_text_batches_reach_the_endpoint_intact_and_in_order(gw, texts) -> None:
-    ev = load_event("apigw_http_v2_predict_texts.json")
+    ev = load_event("apigw_rest_v1_predict_texts.json")
     ev["body"] = json.dumps({"texts": texts})
     sent: list[bytes] = []
     gw.stubber.deactivate()

@@ -6,7 +6,8 @@ import base64
 import json
 
 import pytest
-from lambda_gateway_helpers import (
+
+from tests.support.lambda_gateway import (
     PNG,
     error_of,
     json_event,
@@ -45,8 +46,8 @@ def test_rest_v1_png_sample_is_forwarded_as_image_bytes(gw) -> None:
     gw.stubber.assert_no_pending_responses()
 
 
-def test_http_v2_texts_sample_becomes_instances(gw) -> None:
-    ev = load_event("apigw_http_v2_predict_texts.json")
+def test_rest_texts_sample_becomes_instances(gw) -> None:
+    ev = load_event("apigw_rest_v1_predict_texts.json")
     texts = json.loads(ev["body"])["texts"]
     gw.expect_invoke(sent({"instances": texts}), response_body='{"predictions": ["pos", "neg"]}')
     response = gw.handle(ev)
@@ -81,20 +82,20 @@ def test_bad_text_plain_bodies_are_400(gw, body, is_base64, message) -> None:
     assert message in error_of(response)["message"]
 
 
-def test_http_v2_image_json_sample_becomes_b64_instance(gw) -> None:
-    ev = load_event("apigw_http_v2_predict_image_json.json")
+def test_rest_image_json_sample_becomes_b64_instance(gw) -> None:
+    ev = load_event("apigw_rest_v1_predict_image_json.json")
     image = json.loads(ev["body"])["image"]
     gw.expect_invoke(sent({"instances": [{"b64": image}]}))
     assert gw.handle(ev)["statusCode"] == 200
 
 
-def test_http_v2_jpeg_sample_is_forwarded_as_image_bytes(gw) -> None:
-    ev = load_event("apigw_http_v2_predict_jpeg.json")
+def test_rest_jpeg_sample_is_forwarded_as_image_bytes(gw) -> None:
+    ev = load_event("apigw_rest_v1_predict_jpeg.json")
     gw.expect_invoke(base64.b64decode(ev["body"]), "image/jpeg")
     assert gw.handle(ev)["statusCode"] == 200
 
 
-@pytest.mark.parametrize("name", ["apigw_rest_v1_health.json", "apigw_http_v2_health.json"])
+@pytest.mark.parametrize("name", ["apigw_rest_v1_health.json"])
 def test_health_answers_without_calling_the_endpoint(gw, name: str) -> None:
     response = gw.handle(load_event(name))  # no stubbed response: a call would fail the test
     assert response["statusCode"] == 200
@@ -188,7 +189,7 @@ def test_an_empty_accept_header_counts_as_none(gw) -> None:
 def test_a_base64_encoded_json_body_is_decoded_first(gw) -> None:
     body = json.dumps({"instances": [[1, 2]]})
     gw.expect_invoke(body.encode())
-    ev = make_event(base64.b64encode(body.encode()).decode(), is_base64=True, v2=True)
+    ev = make_event(base64.b64encode(body.encode()).decode(), is_base64=True)
     assert gw.handle(ev)["statusCode"] == 200
 
 
@@ -203,12 +204,13 @@ def test_binary_answers_are_base64_encoded_for_api_gateway(gw) -> None:
     assert response["headers"]["Content-Type"] == "application/x-npy"
 
 
-def test_http_v2_named_stage_is_stripped_from_raw_path(gw) -> None:
-    ev = make_event(None, None, method="GET", path="/health", v2=True)
-    ev["routeKey"] = "$default"
-    ev["rawPath"] = "/prod/health"
-    ev["requestContext"]["stage"] = "prod"
-    assert gw.handle(ev)["statusCode"] == 200
+def test_an_http_api_v2_event_is_refused_not_half_understood(gw) -> None:
+    # The stack deploys a REST API; a v2 event means a wrongly wired integration.
+    ev = {"version": "2.0", "routeKey": "GET /health", "rawPath": "/health"}
+    response = gw.handle(ev)
+    assert response["statusCode"] == 400
+    assert error_of(response)["code"] == "InvalidEvent"
+    assert "REST API proxy event" in error_of(response)["message"]
 
 
 def test_rest_v1_proxy_resource_routes_by_path(gw) -> None:
@@ -314,7 +316,7 @@ def test_unknown_route_is_404_and_wrong_method_is_405_with_allow(gw) -> None:
     assert response["statusCode"] == 405
     assert response["headers"]["Allow"] == "POST, OPTIONS"
     assert "use POST" in error_of(response)["message"]
-    response = gw.handle(make_event("{}", method="DELETE", path="/health", v2=True))
+    response = gw.handle(make_event("{}", method="DELETE", path="/health"))
     assert response["statusCode"] == 405
 
 

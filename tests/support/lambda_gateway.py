@@ -1,5 +1,4 @@
-"""Helpers shared by the Lambda gateway tests (imported by name; conftest puts this folder and
-lambda_src/ on sys.path)."""
+"""Helpers shared by the Lambda gateway tests: events, a stubbed gateway, a real PNG."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from typing import Any
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 LAMBDA_SRC = REPO / "lambda_src"
 EVENTS = REPO / "tests" / "events"
 ENDPOINT = "MlServing-dev-digits-endpoint"
@@ -41,21 +40,12 @@ def make_event(
     path: str = "/predict",
     is_base64: bool = False,
     headers: dict[str, str] | None = None,
-    v2: bool = False,
 ) -> dict[str, Any]:
-    """A real REST v1 (or HTTP API v2) event sample with the request parts replaced."""
-    if v2:
-        ev = load_event("apigw_http_v2_predict_texts.json")
-        ev["routeKey"] = f"{method} {path}"
-        ev["rawPath"] = path
-        ev["requestContext"]["http"]["method"] = method
-        ev["requestContext"]["http"]["path"] = path
-        ct_name = "content-type"
-    else:
-        ev = load_event("apigw_rest_v1_predict_instances.json")
-        ev["httpMethod"] = method
-        ev["resource"] = ev["path"] = path
-        ct_name = "Content-Type"
+    """A real REST API (v1) proxy event sample with the request parts replaced."""
+    ev = load_event("apigw_rest_v1_predict_instances.json")
+    ev["httpMethod"] = method
+    ev["resource"] = ev["path"] = path
+    ct_name = "Content-Type"
     hdrs = {k: v for k, v in ev["headers"].items() if k.lower() != "content-type"}
     if content_type is not None:
         hdrs[ct_name] = content_type
