@@ -1,11 +1,11 @@
 """python -m cost: a stage's idle monthly cost and cost per million predictions, itemised.
 
-    python -m cost                                  # default stage and model (cdk.json)
-    python -m cost --stage prod --model digits --region eu-west-1
-    python -m cost --compare                        # every stage in cdk.json, side by side
-    python -m cost --compare dev,prod --chart docs/cost.png
-    python -m cost -c stage=prod -c max_instances=8 # the deploy's own -c arguments
-    python -m cost --json                           # for machines
+python -m cost                                  # default stage and model (cdk.json)
+python -m cost --stage prod --model digits --region eu-west-1
+python -m cost --compare                        # every stage in cdk.json, side by side
+python -m cost --compare dev,prod --chart docs/cost.png
+python -m cost -c stage=prod -c max_instances=8 # the deploy's own -c arguments
+python -m cost --json                           # for machines
 """
 
 from __future__ import annotations
@@ -80,9 +80,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="any config key, as for cdk (make deploy passes its own -c arguments)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    parser.add_argument(
-        "--chart", type=Path, help="also write a PNG chart here (needs matplotlib)"
-    )
+    parser.add_argument("--chart", type=Path, help="also write a PNG chart here (needs matplotlib)")
     parser.add_argument(
         "--throughput-rps",
         type=float,

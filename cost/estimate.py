@@ -170,9 +170,7 @@ def estimate(
             )
         )
 
-    items.append(
-        Item("KMS keys", facts.kms_keys * price("kms_key"), 0.0, f"{facts.kms_keys} keys")
-    )
+    items.append(Item("KMS keys", facts.kms_keys * price("kms_key"), 0.0, f"{facts.kms_keys} keys"))
 
     log_bytes = LAMBDA_LOG_BYTES + ENDPOINT_LOG_BYTES
     log_bytes += API_ACCESS_LOG_BYTES if facts.api_access_logs else 0
@@ -187,9 +185,9 @@ def estimate(
             "month",
         )
     )
-    alarm_usd = (
-        facts.alarm_metrics + 3 * facts.high_resolution_alarm_metrics
-    ) * price("alarm_metric")
+    alarm_usd = (facts.alarm_metrics + 3 * facts.high_resolution_alarm_metrics) * price(
+        "alarm_metric"
+    )
     items.append(
         Item(
             "CloudWatch alarms",
@@ -234,7 +232,11 @@ def estimate(
             ("sagemaker_overhead_ms", overhead_ms),
         )
     }
-    figures["bench_cpus"] = {"value": throughput.cpus, "source": "the run's config", "measured": True}
+    figures["bench_cpus"] = {
+        "value": throughput.cpus,
+        "source": "the run's config",
+        "measured": True,
+    }
     return Estimate(
         stage=stage,
         model=model,

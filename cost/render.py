@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cost.estimate import Estimate
 
@@ -16,7 +17,10 @@ def _grid(rows: list[list[str]], right: set[int]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for n, row in enumerate(rows):
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
         out.append("  ".join(cells).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
@@ -105,26 +109,25 @@ def chart(estimates: Sequence[Estimate], out: Path) -> Path:
         ("Idle, USD per month", lambda i: i.idle_monthly_usd),
         ("USD per million predictions", lambda i: i.per_million_usd),
     )
-    colors = plt.get_cmap("tab20").colors
+    cmap = plt.get_cmap("tab20")
     for ax, (title, value) in zip(axes, panels, strict=True):
         bottoms = [0.0] * len(estimates)
         for n, name in enumerate(names):
-            heights = [
-                next((value(i) for i in e.items if i.name == name), 0.0) for e in estimates
-            ]
+            heights = [next((value(i) for i in e.items if i.name == name), 0.0) for e in estimates]
             if not any(heights):
                 continue
-            ax.bar(stages, heights, bottom=bottoms, label=name, color=colors[n % len(colors)])
+            ax.bar(stages, heights, bottom=bottoms, label=name, color=cmap(n % 20))
             bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
         for x, total in enumerate(bottoms):
             ax.annotate(f"${total:,.2f}", (x, total), ha="center", va="bottom")
+        ax.margins(y=0.12)
         ax.set_title(title)
         ax.set_ylabel("USD")
-    handles: dict[str, object] = {}
+    handles: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=8)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=4, fontsize=8)
     first = estimates[0]
     fig.suptitle(
         f"Model {first.model}, {first.region}: list prices entered by hand (cost/prices.json)"

@@ -45,9 +45,7 @@ def synthesize(
     account = str(overrides.get("account") or PLACEHOLDER_ACCOUNT)
     rest = {k: v for k, v in overrides.items() if k not in ("account", "region")}
     with tempfile.TemporaryDirectory(prefix="cost-synth-") as outdir:
-        app = cdk.App(
-            context={**context, "account": account, "region": region}, outdir=outdir
-        )
+        app = cdk.App(context={**context, "account": account, "region": region}, outdir=outdir)
         names = {}
         for stage in stages:
             stack = cdk_app.build_app(

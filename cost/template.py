@@ -105,7 +105,9 @@ def _gateway_function(template: dict[str, Any]) -> tuple[dict[str, Any], int]:
     aliased = [(fid, a) for fid, a in aliased if fid in functions]
     if len(aliased) == 1:
         fid, alias = aliased[0]
-        pc = (alias.get("ProvisionedConcurrencyConfig") or {}).get("ProvisionedConcurrentExecutions")
+        pc = (alias.get("ProvisionedConcurrencyConfig") or {}).get(
+            "ProvisionedConcurrentExecutions"
+        )
         return functions[fid].get("Properties") or {}, _int(pc or 0, "provisioned concurrency")
     # No alias: the function no custom resource uses as its ServiceToken.
     providers = {
@@ -164,11 +166,11 @@ def _capacity(template: dict[str, Any]) -> tuple[str, str, int, int]:
         low = max(managed_min, min(copies_min, managed_max))
         high = max(low, min(managed_max, max(copies_max, 1)))
         return "scale_to_zero", instance_type, low, high
-    target = targets.get(VARIANT_DIMENSION)
-    if target is None:
+    variant_target = targets.get(VARIANT_DIMENSION)
+    if variant_target is None:
         return "always_on", instance_type, initial, initial
-    low = _int(target.get("MinCapacity"), "MinCapacity")
-    high = _int(target.get("MaxCapacity"), "MaxCapacity")
+    low = _int(variant_target.get("MinCapacity"), "MinCapacity")
+    high = _int(variant_target.get("MaxCapacity"), "MaxCapacity")
     return "always_on", instance_type, low, high
 
 
@@ -215,7 +217,10 @@ def read_template(template: dict[str, Any]) -> TemplateFacts:
         lambda_tracing=(function.get("TracingConfig") or {}).get("Mode") == "Active",
         api_tracing=any(s.get("TracingEnabled") for s in stages),
         api_access_logs=any(s.get("AccessLogSetting") for s in stages),
-        api_execution_logging="INFO" if "INFO" in levels else "ERROR" if "ERROR" in levels else "OFF",
+        api_execution_logging="INFO"
+        if "INFO" in levels
+        else "ERROR"
+        if "ERROR" in levels
+        else "OFF",
         schedules=_schedules(template),
     )
-
