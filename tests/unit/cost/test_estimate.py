@@ -141,3 +141,15 @@ def test_every_price_used_is_listed_with_its_source():
     est = run(ALWAYS_ON)
     assert "ml.m5.large" in est.sources
     assert all("https://aws.amazon.com/" in text for text in est.sources.values())
+
+
+def test_the_comparison_and_the_chart_show_every_stage(tmp_path):
+    from cost import render
+
+    dev, prod = run(SCALE_TO_ZERO), run(ALWAYS_ON)
+    dev = type(dev)(**{**dev.__dict__, "stage": "dev"})
+    text = render.comparison([dev, prod])
+    assert "dev idle/mo" in text and "prod per 1M" in text
+    assert "$26.35" in text and "$99.35" in text  # the idle totals worked out above
+    png = render.chart([dev, prod], tmp_path / "cost.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
