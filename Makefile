@@ -33,7 +33,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Never wait on the EC2 metadata service for credentials on a machine that is not EC2.
 export AWS_EC2_METADATA_DISABLED ?= true
 
-.PHONY: help install test lint typecheck local synth artifacts doctor deploy destroy bootstrap github-oidc \
+.PHONY: help install test lint typecheck local synth artifacts doctor deploy destroy bootstrap github-oidc cost \
 	data weights upload-data train-sagemaker tune-sagemaker bench bench-tools reliability clean
 
 help: ## List the targets
@@ -110,6 +110,15 @@ synth: install $(if $(MODEL_DATA_URL),,artifacts/$(MODEL)/model.tar.gz) ## Synth
 	@echo "==> cdk.out/MlServing-$(STAGE)-$(MODEL).template.json"
 	$(BIN)/cfn-lint cdk.out/MlServing-$(STAGE)-$(MODEL).template.json
 
+# Synthesizes in-process (no AWS calls, no artifact needed) and prices the template with
+# cost/prices.json (hand-entered list prices: docs/cost.md). COMPARE=1 puts every stage in cdk.json
+# side by side (COMPARE=dev,prod picks them); COST_ARGS="--json" or "--chart docs/cost.png" etc.
+COMPARE ?=
+COST_ARGS ?=
+cost: $(STAMPS)/python ## Monthly cost when idle and per million predictions, itemised (STAGE, MODEL, REGION; COMPARE=1: all stages)
+	$(BIN)/python -m cost $(CDK_ARGS) --region $(REGION) \
+		$(if $(COMPARE),--compare $(if $(filter 1,$(COMPARE)),,$(COMPARE))) $(COST_ARGS)
+
 # First creates or updates the managed policies in account_setup/cdk-execution-policy/ and hands
 # them to cdk bootstrap, so CloudFormation deploys with them instead of AdministratorAccess.
 # Safe to rerun (after a stack change: python -m account_setup.execution_policy generate first).
@@ -127,19 +136,21 @@ doctor: $(STAMPS)/python ## Pre-deploy checks: credentials, CDK bootstrap, Lambd
 	$(BIN)/python -m account_setup.doctor $$context $(CDK_ARGS) $(DOCTOR_ARGS)
 
 # Deploy never builds or trains: it ships artifacts/<model>/model.tar.gz as it is (CI downloads the
-# one its build job made and tested) or the artifact at MODEL_DATA_URL. The doctor runs first;
-# SKIP_DOCTOR=1 deploys without it.
+# one its build job made and tested) or the artifact at MODEL_DATA_URL. It prints the cost estimate
+# (make cost; never blocks the deploy), then the doctor runs; SKIP_DOCTOR=1 deploys without it.
 # --import-existing-resources: a log group prod retained with a fixed name (an endpoint's, from
 # before a destroy or an instance-type change) is adopted instead of failing with "already
 # exists" (CloudFormation imports named resources whose DeletionPolicy is Retain or
 # RetainExceptOnCreate; docs/teardown.md).
-deploy: install ## Deploy the stack (needs AWS credentials; runs make doctor first), outputs in cdk-outputs.json
+deploy: install ## Deploy the stack (needs AWS credentials; prints make cost, runs make doctor first), outputs in cdk-outputs.json
 	@if [ -z "$(MODEL_DATA_URL)" ] && [ ! -f artifacts/$(MODEL)/model.tar.gz ]; then \
 	  echo "error: artifacts/$(MODEL)/model.tar.gz not found, and make deploy never builds or trains." >&2; \
 	  echo "Build it first (make artifacts MODEL=$(MODEL)), or deploy a training job's output:" >&2; \
 	  echo "  make deploy MODEL=$(MODEL) MODEL_DATA_URL=s3://<bucket>/training/jobs/<job>/output/model.tar.gz" >&2; \
 	  exit 2; fi
 	context="$(ARTIFACT_CONTEXT_CMD)" && \
+	{ $(BIN)/python -m cost $$context $(CDK_ARGS) \
+	  || echo "warning: no cost estimate (the error above); deploying anyway" >&2; } && \
 	$(if $(SKIP_DOCTOR),,$(BIN)/python -m account_setup.doctor $$context $(CDK_ARGS) $(DOCTOR_ARGS) && )\
 	$(CDK) deploy $$context $(CDK_ARGS) --require-approval never --outputs-file cdk-outputs.json \
 		--import-existing-resources
