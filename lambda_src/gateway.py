@@ -57,6 +57,14 @@ EXPECTED_SHAPES = (
 # How long a client should wait before retrying, by cause (seconds).
 RETRY_AFTER_THROTTLED_S = 1
 RETRY_AFTER_UNAVAILABLE_S = 5
+# A scale-to-zero component bringing a copy back: AWS measures minutes (README "Scale to zero").
+RETRY_AFTER_NO_CAPACITY_S = 60
+# SageMaker's answer to a request for an inference component that has no copy (scaled to zero, or
+# scaling out): ValidationError "Inference Component has no capacity to process this request.
+# ApplicationAutoScaling may be in-progress (if configured) or try to increase the capacity by
+# invoking UpdateInferenceComponentRuntimeConfig API." (AWS ML blog, "Unlock cost savings with the
+# new scale down to zero feature in SageMaker Inference", 2024).
+_NO_CAPACITY_RE = re.compile(r"inference component has no capacity", re.IGNORECASE)
 # The model's own error text is passed on, cut to this many characters.
 MAX_MODEL_MESSAGE_CHARS = 512
 # Statuses a model container answers for a bad *input*: passed on as client errors, not 502.
@@ -100,6 +108,9 @@ class Config:
 
     endpoint_name: str
     region: str
+    # Set when the model is an inference component on the endpoint (capacity_mode scale_to_zero).
+    inference_component_name: str = ""
+    no_capacity_retry_after_s: int = RETRY_AFTER_NO_CAPACITY_S
     endpoint_content_type: str = JSON_CONTENT_TYPE
     cors_allow_origin: str = ""
     max_payload_bytes: int = SAGEMAKER_MAX_PAYLOAD_BYTES
@@ -140,6 +151,13 @@ class Config:
                 f"ENDPOINT_NAME={endpoint_name!r} is not a SageMaker endpoint name "
                 "(1-63 letters, digits and hyphens)"
             )
+        component = env.get("INFERENCE_COMPONENT_NAME", "").strip()
+        if component and not _ENDPOINT_NAME_RE.fullmatch(component):
+            problems.append(
+                f"INFERENCE_COMPONENT_NAME={component!r} is not an inference component name "
+                "(1-63 letters, digits and hyphens)"
+            )
+        no_capacity_s = number("NO_CAPACITY_RETRY_AFTER_S", RETRY_AFTER_NO_CAPACITY_S, int, 1, 3600)
         region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
         if not region:
             problems.append("AWS_REGION is not set (Lambda sets it; set it for local runs)")
@@ -176,6 +194,8 @@ class Config:
         return cls(
             endpoint_name=endpoint_name,
             region=region,
+            inference_component_name=component,
+            no_capacity_retry_after_s=no_capacity_s,
             endpoint_content_type=content_type,
             cors_allow_origin=cors,
             max_payload_bytes=max_payload,
@@ -531,11 +551,23 @@ def _sanitise(text: Any) -> str:
     return cleaned
 
 
-def map_client_error(err: ClientError) -> ApiError:
+def map_client_error(
+    err: ClientError, no_capacity_retry_after_s: int = RETRY_AFTER_NO_CAPACITY_S
+) -> ApiError:
     """SageMaker Runtime's error contract as our statuses (README.md has the table)."""
     error = err.response.get("Error", {})
     code = error.get("Code", "")
     message = _sanitise(error.get("Message"))
+    if code == "ValidationError" and _NO_CAPACITY_RE.search(message):
+        # Scaled to zero: this very request is what brings a copy back (its failure is counted
+        # in NoCapacityInvocationFailures, whose alarm adds a copy).
+        return ApiError(
+            503,
+            "ModelStarting",
+            f"the model is starting (it was scaled to zero while idle); retry after "
+            f"{no_capacity_retry_after_s} seconds",
+            {"Retry-After": str(no_capacity_retry_after_s)},
+        )
     if code == "ValidationError":
         # The endpoint is gone or being replaced: our fault or a deploy in flight, not the client's.
         if "not found" in message.lower() and "endpoint" in message.lower():
@@ -691,6 +723,8 @@ class Gateway:
         }
         if accept:
             params["Accept"] = accept
+        if self.config.inference_component_name:
+            params["InferenceComponentName"] = self.config.inference_component_name
         if _INFERENCE_ID_RE.fullmatch(request_id):
             # Ties the endpoint's data-capture records to the API request id.
             params["InferenceId"] = request_id
@@ -702,7 +736,7 @@ class Gateway:
             data = body.read() if hasattr(body, "read") else bytes(body)
             return data, result.get("ContentType") or "application/octet-stream"
         except ClientError as err:
-            api_error = map_client_error(err)
+            api_error = map_client_error(err, self.config.no_capacity_retry_after_s)
             self._logger.warning(
                 "endpoint error",
                 extra={
