@@ -314,9 +314,9 @@ def _validate_capacity(cfg: ServingConfig) -> None:
     )
     _check(
         "max_instances",
-        cfg.max_instances >= cfg.min_instances,
+        cfg.max_instances >= max(1, cfg.min_instances),
         cfg.max_instances,
-        f"must be at least min_instances ({cfg.min_instances})",
+        f"must be at least 1 and at least min_instances ({cfg.min_instances})",
     )
     if cfg.capacity_mode == "scale_to_zero":
         _check(
