@@ -267,6 +267,75 @@ def download_model_data(url: str, target: Path) -> Path:
     return target
 
 
+# Overrides the idle period of a scale-to-zero inference component (the template's is AWS's
+# 15 minutes), so that a person or a test sees it release its model within seconds.
+IDLE_ENV = "LOCAL_STAGE_SCALE_TO_ZERO_IDLE_S"
+
+
+def _component_routing(variant: Any) -> dict[str, Any]:
+    """The runtime API's view of the variant's inference component (none: {})."""
+    component = variant.inference_component
+    if component is None:
+        return {}
+    idle_s = component.scale_to_zero_idle_s
+    override = os.environ.get(IDLE_ENV, "").strip()
+    if idle_s is not None and override:
+        try:
+            idle_s = float(override)
+        except ValueError:
+            raise LocalStageError(f"{IDLE_ENV}={override!r} is not a number of seconds") from None
+        if idle_s <= 0:
+            raise LocalStageError(f"{IDLE_ENV}={override!r} must be a positive number of seconds")
+    if idle_s is not None:
+        log.info(
+            "inference component %s scales to zero after %g s idle%s",
+            component.name,
+            idle_s,
+            f" ({IDLE_ENV})" if override else " (Application Auto Scaling's scale-in window)",
+        )
+    return {"inference_component": component.name, "idle_s": idle_s}
+
+
+async def _follow_capacity(
+    supervisor: Any, runtime_url: str, models: list[Any], interval_s: float = 0.2
+) -> None:
+    """Run each component's instances while it has a copy, stop them while it has none.
+
+    The runtime API decides (idle period, a request finding no copy); this process owns the
+    instances' processes, so it stops them (freeing the model's memory) and starts them again.
+    """
+    import aiohttp
+
+    by_variant: dict[str, list[Any]] = {}
+    for child in models:
+        by_variant.setdefault(child.extra["variant"], []).append(child)
+    async with aiohttp.ClientSession() as session:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                async with session.get(
+                    f"{runtime_url}/_local/capacity", timeout=aiohttp.ClientTimeout(total=2)
+                ) as resp:
+                    components = (await resp.json())["components"]
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+                continue  # the runtime API is restarting
+            for component in components:
+                children = by_variant.get(component["variant"], [])
+                running = [c for c in children if c.proc is not None]
+                if component["copies"] == 0 and running:
+                    print(
+                        f"scale to zero: stopping {len(running)} instance process(es) of "
+                        f"{component['component']}",
+                        flush=True,
+                    )
+                    await asyncio.gather(*(supervisor.park(c, 30) for c in running))
+                elif component["copies"] > 0 and len(running) < len(children):
+                    print(f"scaling out from zero: starting {component['component']}", flush=True)
+                    for child in children:
+                        if child.proc is None:
+                            await supervisor.start(child)
+
+
 def _model_server_children(
     args: argparse.Namespace, spec: Any, run_dir: Path
 ) -> tuple[list[Any], dict[str, Any]]:
@@ -300,7 +369,12 @@ def _model_server_children(
                 children.append(_ray_container_child(args, variant, model_dir, i, port))
                 urls.append(f"http://127.0.0.1:{port}")
             routing["variants"].append(
-                {"name": variant.name, "weight": variant.weight, "instances": urls}
+                {
+                    "name": variant.name,
+                    "weight": variant.weight,
+                    "instances": urls,
+                    **_component_routing(variant),
+                }
             )
             log.info(
                 "variant %s: %d instance(s) of %s in Ray Serve (artifact %s)",
@@ -362,7 +436,12 @@ def _model_server_children(
                 children.append(child)
             urls.append(f"http://127.0.0.1:{port}")
         routing["variants"].append(
-            {"name": variant.name, "weight": variant.weight, "instances": urls}
+            {
+                "name": variant.name,
+                "weight": variant.weight,
+                "instances": urls,
+                **_component_routing(variant),
+            }
         )
         log.info(
             "variant %s: %d instance(s) x %d worker(s) of %s (%s container, artifact %s)",
@@ -462,6 +541,7 @@ async def _run_up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopped.set)
     groups: list[list[Child]] = []
+    follower: asyncio.Task[None] | None = None
     try:
         for child in models:
             await supervisor.start(child)
@@ -536,6 +616,7 @@ async def _run_up(args: argparse.Namespace) -> int:
         await supervisor.start(front)
         await supervisor.wait_ready(front, 60)
         groups = [[front], [runtime], models]
+        follower = loop.create_task(_follow_capacity(supervisor, runtime_url, models))
         url = f"http://{args.host}:{args.port}/{spec.api.stage_name}"
         supervisor.state_extra = {
             "stack": spec.stack_name,
@@ -558,6 +639,10 @@ async def _run_up(args: argparse.Namespace) -> int:
             else:
                 print(await _smoke_request(url, api_key, sample), flush=True)
         curl = try_command(url, api_key, sample, text)
+        components = [
+            v.inference_component.name for v in spec.endpoint.variants if v.inference_component
+        ]
+        component_note = f", InferenceComponentName {components[0]}" if components else ""
         print(
             "\n"
             f"  Local stage of {spec.stack_name} is up.\n"
@@ -565,7 +650,7 @@ async def _run_up(args: argparse.Namespace) -> int:
             f"  API key:   {api_key}\n"
             f"  Try:       {curl}\n"
             f"  boto3:     AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={runtime_url} "
-            f"(endpoint {spec.endpoint.name})\n"
+            f"(endpoint {spec.endpoint.name}{component_note})\n"
             f"  State:     {run_dir / 'state.json'} (PIDs, ports)\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
@@ -573,6 +658,8 @@ async def _run_up(args: argparse.Namespace) -> int:
         await stopped.wait()
         return 0
     finally:
+        if follower is not None:
+            follower.cancel()
         print("stopping: draining in-flight requests...", flush=True)
         if not groups:
             groups = [list(reversed(supervisor.children))]

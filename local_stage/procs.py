@@ -211,6 +211,25 @@ class Supervisor:
         if child.kill_group:
             _kill_group(proc.pid)
 
+    async def park(self, child: Child, timeout_s: float) -> None:
+        """Stop ``child`` for good, until it is started again (no restart meanwhile)."""
+        proc = child.proc
+        if proc is None:
+            return
+        # Cleared first: when it exits, _watch sees a process that is no longer the child's and
+        # does not restart it.
+        child.proc = None
+        parked = Child(
+            name=child.name,
+            argv=child.argv,
+            env=child.env,
+            port=child.port,
+            kill_group=child.kill_group,
+            proc=proc,
+        )
+        await self.stop(parked, timeout_s)
+        self.write_state()
+
     async def stop_all(self, groups: list[list[Child]], timeout_s: float) -> None:
         """Stop group by group (each group's children in parallel), e.g. front before backend."""
         self.stopping = True

@@ -15,6 +15,13 @@ with ``Content-Type`` and ``x-Amzn-Invoked-Production-Variant``; errors with an
 - no instance reachable (all crashed or restarting), or one died mid-request →
   ``ServiceUnavailable`` (503)
 
+An endpoint whose variant hosts an inference component needs InvokeEndpoint's
+``InferenceComponentName`` (header ``X-Amzn-SageMaker-Inference-Component``). A component that may
+scale to zero releases its model after its idle period (the instances' processes are stopped by
+the supervisor, which follows ``GET /_local/capacity``); the next request gets SageMaker's
+no-capacity ``ValidationError`` and starts a copy again, as the NoCapacityInvocationFailures alarm
+and its step policy do; requests get the same error until an instance answers ``/ping``.
+
 Requests go to the variant's instances by least outstanding requests (SageMaker's
 ``LEAST_OUTSTANDING_REQUESTS`` routing); an instance that refuses connections is taken out of
 rotation and probed on ``/ping`` until it is back.
@@ -42,6 +49,15 @@ log = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit, each way
 FORWARDED_HEADERS = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes")
 LOCAL_ACCOUNT = "000000000000"
+# InvokeEndpoint's InferenceComponentName (botocore's sagemaker-runtime service model).
+COMPONENT_HEADER = "X-Amzn-SageMaker-Inference-Component"
+# SageMaker's answer while an inference component has no copy (AWS ML blog, "Unlock cost savings
+# with the new scale down to zero feature in SageMaker Inference").
+NO_CAPACITY_MESSAGE = (
+    "Inference Component has no capacity to process this request. ApplicationAutoScaling may be "
+    "in-progress (if configured) or try to increase the capacity by invoking "
+    "UpdateInferenceComponentRuntimeConfig API."
+)
 
 
 @dataclass
@@ -58,6 +74,33 @@ class Variant:
     instances: list[Instance]
     weight: float = 1.0
     _rr: int = 0
+    # The inference component the variant hosts, and its scale-to-zero state: copies is the
+    # desired copy count (0 or 1 here); warming while the copy's instances are starting.
+    inference_component: str | None = None
+    idle_s: float | None = None
+    copies: int = 1
+    warming: bool = False
+    last_used_s: float = field(default_factory=time.monotonic)
+    scaled_out_at_s: float = 0.0
+
+    def scale_in_to_zero(self, idle_for_s: float) -> None:
+        self.copies = 0
+        for inst in self.instances:
+            inst.healthy = False
+        log.info(
+            "inference component %s scaled to zero after %.0f s idle: releasing its model",
+            self.inference_component,
+            idle_for_s,
+        )
+
+    def scale_out_from_zero(self) -> None:
+        self.copies = 1
+        self.warming = True
+        self.scaled_out_at_s = time.monotonic()
+        log.info(
+            "inference component %s scaling out from zero: a request found no copy",
+            self.inference_component,
+        )
 
     def pick(self, exclude: set[str]) -> Instance | None:
         candidates = [i for i in self.instances if i.healthy and i.url not in exclude]
@@ -126,6 +169,7 @@ class RuntimeApi:
         # Reads up to one byte past the limit so that an oversized payload gets a clear error.
         app = web.Application(client_max_size=MAX_PAYLOAD_BYTES + 1024 * 1024)
         app.router.add_post("/endpoints/{endpoint}/invocations", self.invoke)
+        app.router.add_get("/_local/capacity", self.capacity)
         app.router.add_route("*", "/{tail:.*}", self.unknown_operation)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
@@ -144,12 +188,42 @@ class RuntimeApi:
         if self.session:
             await self.session.close()
 
+    async def capacity(self, _request: web.Request) -> web.Response:
+        """The desired copies of every inference component: what the supervisor runs."""
+        components = [
+            {
+                "endpoint": e.name,
+                "variant": v.name,
+                "component": v.inference_component,
+                "copies": v.copies,
+            }
+            for e in self.endpoints.values()
+            for v in e.variants
+            if v.inference_component
+        ]
+        return web.json_response({"components": components})
+
+    def _scale_idle_components(self) -> None:
+        now = time.monotonic()
+        for endpoint in self.endpoints.values():
+            for variant in endpoint.variants:
+                if variant.idle_s is None or variant.copies == 0 or variant.warming:
+                    continue
+                if any(i.outstanding for i in variant.instances):
+                    variant.last_used_s = now
+                    continue
+                if now - variant.last_used_s >= variant.idle_s:
+                    variant.scale_in_to_zero(now - variant.last_used_s)
+
     async def _probe_loop(self) -> None:
         """Bring instances that refused connections back into rotation once /ping answers 200."""
         while True:
             await asyncio.sleep(self.probe_interval_s)
+            self._scale_idle_components()
             for endpoint in self.endpoints.values():
                 for variant in endpoint.variants:
+                    if variant.copies == 0:
+                        continue
                     for inst in variant.instances:
                         if inst.healthy:
                             continue
@@ -161,6 +235,15 @@ class RuntimeApi:
                                 if resp.status == 200:
                                     inst.healthy = True
                                     log.info("instance %s is back in rotation", inst.instance_id)
+                                    if variant.warming:
+                                        variant.warming = False
+                                        variant.last_used_s = time.monotonic()
+                                        log.info(
+                                            "inference component %s is serving again, %.1f s "
+                                            "after scaling out from zero",
+                                            variant.inference_component,
+                                            time.monotonic() - variant.scaled_out_at_s,
+                                        )
                         except (aiohttp.ClientError, TimeoutError):
                             pass
 
@@ -179,7 +262,26 @@ class RuntimeApi:
             f":log-stream:{variant.name}/{inst.instance_id}"
         )
 
-    def _choose_variant(self, endpoint: Endpoint, target: str | None) -> Variant:
+    def _choose_variant(
+        self, endpoint: Endpoint, target: str | None, component: str | None
+    ) -> Variant:
+        hosts_components = any(v.inference_component for v in endpoint.variants)
+        if component or hosts_components:
+            for variant in endpoint.variants:
+                if component and variant.inference_component == component:
+                    return self._with_capacity(variant)
+            if not component:
+                raise RuntimeError_(
+                    "ValidationError",
+                    400,
+                    f"Endpoint {endpoint.name} hosts inference components: specify one with "
+                    "InferenceComponentName.",
+                )
+            raise RuntimeError_(
+                "ValidationError",
+                400,
+                f"Inference Component {component} not found on endpoint {endpoint.name}.",
+            )
         if target:
             for variant in endpoint.variants:
                 if variant.name == target:
@@ -194,6 +296,20 @@ class RuntimeApi:
             return endpoint.variants[0]
         weights = [v.weight for v in endpoint.variants]
         return random.choices(endpoint.variants, weights=weights)[0]  # noqa: S311 (routing, not crypto)
+
+    @staticmethod
+    def _with_capacity(variant: Variant) -> Variant:
+        """The variant, or SageMaker's no-capacity error while its component has no copy.
+
+        The first such request starts a copy (what the NoCapacityInvocationFailures alarm's step
+        policy does on AWS, a minute later); requests fail the same way until it answers.
+        """
+        variant.last_used_s = time.monotonic()
+        if variant.copies == 0:
+            variant.scale_out_from_zero()
+        elif not variant.warming:
+            return variant
+        raise RuntimeError_("ValidationError", 400, NO_CAPACITY_MESSAGE)
 
     async def invoke(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())
@@ -223,7 +339,9 @@ class RuntimeApi:
                 f"{MAX_PAYLOAD_BYTES} bytes. Send a smaller payload.",
             )
         variant = self._choose_variant(
-            endpoint, request.headers.get("X-Amzn-SageMaker-Target-Variant")
+            endpoint,
+            request.headers.get("X-Amzn-SageMaker-Target-Variant"),
+            request.headers.get(COMPONENT_HEADER),
         )
         headers = {k: request.headers[k] for k in FORWARDED_HEADERS if k in request.headers}
         tried: set[str] = set()
@@ -357,7 +475,8 @@ class RuntimeApi:
 
 def endpoints_from_config(config: dict[str, Any]) -> dict[str, Endpoint]:
     """``{"endpoints": {name: {"container_timeout_s": 60, "variants": [{"name", "weight",
-    "instances": [url, ...]}]}}}`` (what ``up`` writes) → Endpoint objects."""
+    "instances": [url, ...], "inference_component", "idle_s"}]}}}`` (what ``up`` writes) →
+    Endpoint objects."""
     endpoints = {}
     for name, spec in config["endpoints"].items():
         variants = [
@@ -368,6 +487,8 @@ def endpoints_from_config(config: dict[str, Any]) -> dict[str, Endpoint]:
                     Instance(url=url.rstrip("/"), instance_id=f"i-local-{v['name']}-{i}")
                     for i, url in enumerate(v["instances"])
                 ],
+                inference_component=v.get("inference_component"),
+                idle_s=v.get("idle_s"),
             )
             for v in spec["variants"]
         ]

@@ -30,6 +30,11 @@ LOCAL_ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
 # API Gateway's integration timeout when a method does not set TimeoutInMillis.
 DEFAULT_INTEGRATION_TIMEOUT_S = 29.0
+# How long an inference component that may scale to 0 copies stays idle before it does: its
+# target-tracking policy scales in after Application Auto Scaling's scale-in alarm has seen 15
+# minutes of low datapoints (AWS ML blog, "Unlock cost savings with the new scale down to zero
+# feature in SageMaker Inference": zero copies after about 15 minutes).
+TARGET_TRACKING_SCALE_IN_S = 900.0
 
 
 def flavour_from_image(image: str) -> str:
@@ -60,12 +65,23 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class ComponentSpec:
+    """An AWS::SageMaker::InferenceComponent hosting the variant's model."""
+
+    name: str
+    copy_count: int
+    # Seconds idle before the copies go to 0; None when its scalable target keeps a copy.
+    scale_to_zero_idle_s: float | None
+
+
+@dataclass(frozen=True)
 class VariantSpec:
     name: str
     model: ModelSpec
     initial_instance_count: int
     instance_type: str
     weight: float
+    inference_component: ComponentSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -361,13 +377,32 @@ def _read_endpoint(
         raise LocalStageError(f"cannot tell which EndpointConfig endpoint {ep_id} uses")
     config = configs[config_ids.pop()]["Properties"]
     models = _of_type(resources, "AWS::SageMaker::Model")
+    components = {
+        k: v.get("Properties", {})
+        for k, v in _of_type(resources, "AWS::SageMaker::InferenceComponent").items()
+        if ep_id in _refs(v.get("Properties", {}).get("EndpointName"))
+    }
     variants = []
     for pv in config.get("ProductionVariants", []):
         if "ServerlessConfig" in pv:
             count = 1
         else:
             count = _int(pv.get("InitialInstanceCount", 1), "InitialInstanceCount")
-        model_ids = _refs(pv.get("ModelName")) & set(models)
+        component: ComponentSpec | None = None
+        if "ModelName" in pv:
+            model_ref = pv.get("ModelName")
+        else:
+            # A variant for inference components: the model is the component's.
+            hosted = [c for c in components.values() if c.get("VariantName") == pv["VariantName"]]
+            if len(hosted) != 1:
+                raise LocalStageError(
+                    f"variant {pv.get('VariantName')} names no model and hosts {len(hosted)} "
+                    "inference components; the local stage runs exactly one per variant"
+                )
+            (ic,) = hosted
+            model_ref = (ic.get("Specification") or {}).get("ModelName")
+            component = _read_component(resources, ic, resolver)
+        model_ids = _refs(model_ref) & set(models)
         if len(model_ids) != 1:
             raise LocalStageError(f"cannot tell which Model variant {pv.get('VariantName')} uses")
         model_id = model_ids.pop()
@@ -378,11 +413,33 @@ def _read_endpoint(
                 initial_instance_count=count,
                 instance_type=str(pv.get("InstanceType", "serverless")),
                 weight=float(pv.get("InitialVariantWeight", 1.0)),
+                inference_component=component,
             )
         )
     if not variants:
         raise LocalStageError("the EndpointConfig has no ProductionVariants")
     return EndpointSpec(logical_id=ep_id, name=name, variants=tuple(variants))
+
+
+def _read_component(
+    resources: dict[str, Any], props: dict[str, Any], resolver: _Resolver
+) -> ComponentSpec:
+    name = props.get("InferenceComponentName")
+    if not isinstance(name, str):
+        raise LocalStageError(
+            "the inference component has no literal InferenceComponentName; the local stage "
+            "routes InvokeEndpoint's InferenceComponentName by it"
+        )
+    copies = _int((props.get("RuntimeConfig") or {}).get("CopyCount", 1), "CopyCount")
+    idle_s: float | None = None
+    for target in _of_type(resources, "AWS::ApplicationAutoScaling::ScalableTarget").values():
+        t = target.get("Properties", {})
+        if (
+            resolver.resolve(t.get("ResourceId")) == f"inference-component/{name}"
+            and _int(t.get("MinCapacity", 1), "MinCapacity") == 0
+        ):
+            idle_s = TARGET_TRACKING_SCALE_IN_S
+    return ComponentSpec(name=name, copy_count=copies, scale_to_zero_idle_s=idle_s)
 
 
 def _read_model(

@@ -113,6 +113,10 @@ DIGITS_SERVE = ServeSettings(replicas=1, max_batch_size=8, batch_wait_ms=5.0)
 DIGITS_CONTEXT: dict[str, str] = {
     # As `cdk synth -c key=value` passes them:
     "container_env": json.dumps({"SAGEMAKER_PROGRAM": "inference.py"}),
+    # The suites measure and break an always-on endpoint's instances (dev scales to zero by
+    # default; tests/e2e/test_scale_to_zero.py covers that).
+    "capacity_mode": "always_on",
+    "min_instances": "1",
     "initial_instance_count": "2",
     "throttle_rate_limit": "20",
     "throttle_burst_limit": "30",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 CONTEXT_ROOT = "ml-serving"
 STAGES = ("dev", "prod")
@@ -82,6 +83,15 @@ class ServingConfig:
     container_startup_timeout_s: int = 600
 
     # --- autoscaling ----------------------------------------------------------------------------
+    # always_on: a production variant with min_instances..max_instances instances. scale_to_zero:
+    # the model is an inference component whose copy count (one copy per instance) goes to 0
+    # when idle and back on the first request (min_instances must be 0). README "Scale to zero".
+    capacity_mode: Literal["always_on", "scale_to_zero"] = "always_on"
+    # What the API's 503 tells a caller to wait while capacity comes back from zero (seconds).
+    cold_start_retry_after_s: int = 60
+    # Scheduled actions on the scalable target: [{"name", "schedule" (cron(...), rate(...) or
+    # at(...)), "timezone" (IANA, optional), "min_capacity", "max_capacity"}].
+    scaling_schedules: tuple[Mapping[str, Any], ...] = ()
     min_instances: int = 1
     max_instances: int = 2
     target_invocations_per_instance: int = 70  # per minute, SageMakerVariantInvocationsPerInstance
@@ -304,15 +314,31 @@ def _validate_capacity(cfg: ServingConfig) -> None:
     )
     _check(
         "max_instances",
-        cfg.max_instances >= cfg.min_instances,
+        cfg.max_instances >= max(1, cfg.min_instances),
         cfg.max_instances,
-        f"must be at least min_instances ({cfg.min_instances})",
+        f"must be at least 1 and at least min_instances ({cfg.min_instances})",
     )
+    if cfg.capacity_mode == "scale_to_zero":
+        _check(
+            "min_instances",
+            cfg.min_instances == 0,
+            cfg.min_instances,
+            "must be 0 with capacity_mode scale_to_zero (the floor it scales in to); keep a "
+            "stage warm with capacity_mode always_on or a scaling_schedules entry instead",
+        )
+    else:
+        _check(
+            "min_instances",
+            cfg.min_instances >= 1,
+            cfg.min_instances,
+            "must be at least 1 with capacity_mode always_on (a production variant cannot have "
+            "0 instances); set capacity_mode scale_to_zero to let it go to 0",
+        )
     _check(
         "initial_instance_count",
-        cfg.min_instances <= cfg.initial_instance_count <= cfg.max_instances,
+        max(1, cfg.min_instances) <= cfg.initial_instance_count <= cfg.max_instances,
         cfg.initial_instance_count,
-        f"must lie between min_instances ({cfg.min_instances}) and max_instances "
+        f"must lie between max(1, min_instances) ({max(1, cfg.min_instances)}) and max_instances "
         f"({cfg.max_instances})",
     )
     _check(
@@ -353,6 +379,69 @@ def _validate_capacity(cfg: ServingConfig) -> None:
         cfg.lambda_timeout_s,
         "must be 1-29 seconds: API Gateway gives up on the integration after 29 s",
     )
+
+
+_SCHEDULE_KEYS = {"name", "schedule", "timezone", "min_capacity", "max_capacity"}
+# Application Auto Scaling's schedule expressions (PutScheduledAction's Schedule).
+_SCHEDULE_RE = re.compile(
+    r"at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)"
+    r"|rate\([1-9]\d* (?:minute|minutes|hour|hours|day|days)\)"
+    r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\)"
+)
+
+
+def _validate_schedules(cfg: ServingConfig) -> None:
+    names: set[str] = set()
+    floor = 0 if cfg.capacity_mode == "scale_to_zero" else 1
+    for i, entry in enumerate(cfg.scaling_schedules):
+        where = f"scaling_schedules[{i}]"
+
+        def bad(what: str, value: Any, allowed: str, where: str = where) -> None:
+            raise ConfigError(f"config key '{where}.{what}' has bad value {value!r}: {allowed}")
+
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"config key '{where}' has bad value {entry!r}: must be an object")
+        unknown = set(entry) - _SCHEDULE_KEYS
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {sorted(unknown)} in {where}; allowed: "
+                f"{', '.join(sorted(_SCHEDULE_KEYS))}"
+            )
+        for key in ("name", "schedule", "min_capacity", "max_capacity"):
+            if key not in entry:
+                raise ConfigError(
+                    f"{where} lacks '{key}' (it needs name, schedule, "
+                    "min_capacity and max_capacity; timezone is optional)"
+                )
+        name = entry["name"]
+        if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name)):
+            bad("name", name, "must be 1-64 letters, digits, '.', '_' or '-'")
+        if name in names:
+            bad("name", name, "must be unique among the stage's schedules")
+        names.add(name)
+        schedule = entry["schedule"]
+        if not (isinstance(schedule, str) and _SCHEDULE_RE.fullmatch(schedule)):
+            bad(
+                "schedule",
+                schedule,
+                "must be an Application Auto Scaling schedule: cron(min hour day month weekday "
+                "year), e.g. cron(0 19 ? * MON-FRI *), rate(N minutes|hours|days) or "
+                "at(yyyy-mm-ddThh:mm:ss)",
+            )
+        timezone = entry.get("timezone")
+        if timezone is not None:
+            try:
+                ZoneInfo(str(timezone))
+            except (ZoneInfoNotFoundError, ValueError):
+                bad("timezone", timezone, "must be an IANA time zone such as Europe/Berlin")
+        low, high = entry["min_capacity"], entry["max_capacity"]
+        for key, value in (("min_capacity", low), ("max_capacity", high)):
+            if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100):
+                bad(key, value, "must be an integer from 0 to 100")
+        if low < floor:
+            bad("min_capacity", low, "must be at least 1 with capacity_mode always_on")
+        if high < max(low, floor):
+            bad("max_capacity", high, f"must be at least min_capacity ({low}) and {floor}")
 
 
 def _validate_api(cfg: ServingConfig) -> None:
@@ -398,8 +487,10 @@ _VALIDATORS: tuple[Callable[[ServingConfig], None], ...] = (
     _validate_artifact,
     _validate_capacity,
     _validate_api,
+    _validate_schedules,
     _int_range("container_startup_timeout_s", 60, 3600),
-    _int_range("min_instances", 1, 100),
+    _int_range("cold_start_retry_after_s", 1, 3600),
+    _int_range("min_instances", 0, 100),
     _int_range("max_instances", 1, 100),
     _int_range("target_invocations_per_instance", 1, 100_000),
     _int_range("scale_in_cooldown_s", 0, 3600),
@@ -423,6 +514,14 @@ _SELECTORS = ("stage", "model")
 def _coerce(key: str, raw: Any) -> Any:
     """Turn a context value (JSON from cdk.json, or a string from `cdk -c`) into the field's type."""
     hint = str(ServingConfig.__annotations__[key])
+    if key == "scaling_schedules":
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError:
+                raw = None
+        _check(key, isinstance(raw, list), raw, "must be a JSON list of schedule objects")
+        return tuple(raw)
     structured = hint in ("int", "float", "bool") or hint.startswith(("tuple", "Mapping"))
     if isinstance(raw, str) and structured:
         text = raw.strip()

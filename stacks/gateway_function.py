@@ -38,7 +38,7 @@ class GatewayFunction(Construct):
         *,
         code_dir: Path,
         endpoint_name: str,
-        invoke_arn: str,
+        invoke_arns: list[str],
         endpoint_content_type: str,
         cors_allow_origin: str,
         memory_mb: int,
@@ -52,6 +52,8 @@ class GatewayFunction(Construct):
         retain_data: bool,
         metrics_namespace: str,
         service_name: str,
+        inference_component_name: str | None = None,
+        cold_start_retry_after_s: int = 60,
     ) -> None:
         super().__init__(scope, construct_id)
         entry = code_dir / Path(*HANDLER.split(".")[:-1]).with_suffix(".py")
@@ -84,7 +86,7 @@ class GatewayFunction(Construct):
                         iam.PolicyStatement(
                             sid="InvokeThisEndpoint",
                             actions=["sagemaker:InvokeEndpoint"],
-                            resources=[invoke_arn],
+                            resources=invoke_arns,
                         ),
                         iam.PolicyStatement(
                             sid="WriteOwnLogs",
@@ -135,15 +137,26 @@ class GatewayFunction(Construct):
                 "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
                 "LOG_LEVEL": log_level,
+                **(
+                    {
+                        "INFERENCE_COMPONENT_NAME": inference_component_name,
+                        "NO_CAPACITY_RETRY_AFTER_S": str(cold_start_retry_after_s),
+                    }
+                    if inference_component_name
+                    else {}
+                ),
             },
             description=f"Turns HTTP requests into invocations of SageMaker endpoint {endpoint_name}",
         )
-        if "*" in invoke_arn:
+        for invoke_arn in invoke_arns:
+            if "*" not in invoke_arn:
+                continue
             cdk.Validations.of(self.role).acknowledge(
                 cdk.Acknowledgment(
                     id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, invoke_arn)}]",
-                    reason="This stack's endpoints only (their names start with the stack's): "
-                    "while a new endpoint replaces the old, the live version still calls the old.",
+                    reason="This stack's endpoints (and their inference components) only: their "
+                    "names start with the stack's; while a new endpoint replaces the old, the "
+                    "live version still calls the old.",
                 )
             )
         # Tracing ACTIVE adds the X-Ray statements to the role's default policy.

@@ -20,11 +20,38 @@ VARIANT_NAME = "AllTraffic"
 
 GPU_INFERENCE_AMI = "al2-ami-sagemaker-inference-gpu-3-1"
 
+# vCPUs of an instance by size, and GiB of memory per vCPU by CPU family (EC2's published sizes).
+_VCPUS_BY_SIZE = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32}
+_GIB_PER_VCPU = {"c": 2, "m": 4, "r": 8}
+# The share of an instance's memory one model copy asks for: more than half, so one copy fills
+# one instance (copies scale out instance by instance), and room for SageMaker's own agents.
+COPY_MEMORY_SHARE = 0.6
+
 
 def is_gpu(instance_type: str) -> bool:
     """Whether a SageMaker instance type has NVIDIA GPUs (sagemaker-core picks CUDA images)."""
     family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
     return family.startswith(("g", "p"))
+
+
+def copy_resources(instance_type: str) -> tuple[int, int]:
+    """(CPU cores, memory MiB) one inference-component copy asks for: one copy per instance.
+
+    Sized from the instance type because SageMaker places copies by these numbers
+    (ComputeResourceRequirements): asking for the whole instance fails placement (the host keeps
+    some for itself), asking for less than half would pack two copies on one instance.
+    """
+    family, _, size = instance_type.removeprefix("ml.").partition(".")
+    letter = family[:1]
+    if size not in _VCPUS_BY_SIZE or letter not in _GIB_PER_VCPU or is_gpu(instance_type):
+        raise ValueError(
+            f"ModelEndpoint: capacity_mode scale_to_zero sizes a model copy from the instance "
+            f"type, and knows the CPU families c, m and r in sizes {', '.join(_VCPUS_BY_SIZE)}; "
+            f"{instance_type!r} is not one of them (use capacity_mode always_on for it)"
+        )
+    vcpus = _VCPUS_BY_SIZE[size]
+    memory_mb = int(vcpus * _GIB_PER_VCPU[letter] * 1024 * COPY_MEMORY_SHARE)
+    return max(1, vcpus // 2), memory_mb
 
 
 class ModelEndpoint(Construct):
@@ -55,6 +82,8 @@ class ModelEndpoint(Construct):
         log_retention_days: int,
         log_key: kms.IKey,
         retain_data: bool,
+        scale_to_zero: bool = False,
+        max_instances: int = 1,
     ) -> None:
         super().__init__(scope, construct_id)
         if not 1 <= len(endpoint_name) <= 63:
@@ -71,6 +100,14 @@ class ModelEndpoint(Construct):
         removal = data_removal_policy(retain_data)
         self.endpoint_name = endpoint_name
         self.variant_name = VARIANT_NAME
+        # Named after the endpoint (which names the instance type): a new instance type creates
+        # a new endpoint and component side by side, before the old ones are deleted.
+        self.inference_component_name: str | None = f"{endpoint_name}-ic" if scale_to_zero else None
+        if self.inference_component_name and len(self.inference_component_name) > 63:
+            raise ValueError(
+                f"ModelEndpoint: inference component name {self.inference_component_name!r} "
+                "must be at most 63 characters: shorten the model name"
+            )
 
         # SageMaker writes the containers' stdout/stderr here; creating it ourselves sets the
         # retention and lets `cdk destroy` remove it in dev.
@@ -196,24 +233,30 @@ class ModelEndpoint(Construct):
             enable_network_isolation=True,
         )
 
-        self.endpoint_config = sagemaker.CfnEndpointConfig(
-            self,
-            "Config",
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT_NAME,
-                    model_name=self.model.attr_model_name,
-                    instance_type=instance_type,
-                    initial_instance_count=initial_instance_count,
-                    initial_variant_weight=1.0,
-                    container_startup_health_check_timeout_in_seconds=container_startup_timeout_s,
-                    # AWS's CUDA serving images need a host AMI with newer NVIDIA drivers than the
-                    # default one (aws/deep-learning-containers docs/ray/deployment/sagemaker.md).
-                    inference_ami_version=GPU_INFERENCE_AMI if is_gpu(instance_type) else None,
-                )
-            ],
-            kms_key_id=self.volume_key.key_arn if self.volume_key else None,
-        )
+        self.inference_component: sagemaker.CfnInferenceComponent | None = None
+        if scale_to_zero:
+            self._inference_component_endpoint(
+                instance_type, initial_instance_count, max_instances, container_startup_timeout_s
+            )
+        else:
+            self.endpoint_config = sagemaker.CfnEndpointConfig(
+                self,
+                "Config",
+                production_variants=[
+                    sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                        variant_name=VARIANT_NAME,
+                        model_name=self.model.attr_model_name,
+                        instance_type=instance_type,
+                        initial_instance_count=initial_instance_count,
+                        initial_variant_weight=1.0,
+                        container_startup_health_check_timeout_in_seconds=container_startup_timeout_s,
+                        # AWS's CUDA serving images need a host AMI with newer NVIDIA drivers than the
+                        # default one (aws/deep-learning-containers docs/ray/deployment/sagemaker.md).
+                        inference_ami_version=GPU_INFERENCE_AMI if is_gpu(instance_type) else None,
+                    )
+                ],
+                kms_key_id=self.volume_key.key_arn if self.volume_key else None,
+            )
 
         self.container_startup_timeout_s = container_startup_timeout_s
         self.endpoint = sagemaker.CfnEndpoint(
@@ -230,6 +273,62 @@ class ModelEndpoint(Construct):
         self.endpoint.node.add_dependency(self.log_group)
         # Ref of AWS::SageMaker::Endpoint is its ARN (SageMaker lower-cases the name in ARNs).
         self.endpoint_arn = self.endpoint.ref
+        if scale_to_zero:
+            cores, memory_mb = copy_resources(instance_type)
+            assert self.inference_component_name is not None
+            self.inference_component = sagemaker.CfnInferenceComponent(
+                self,
+                "InferenceComponent",
+                inference_component_name=self.inference_component_name,
+                endpoint_name=self.endpoint.attr_endpoint_name,
+                variant_name=VARIANT_NAME,
+                specification=sagemaker.CfnInferenceComponent.InferenceComponentSpecificationProperty(
+                    model_name=self.model.attr_model_name,
+                    compute_resource_requirements=sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
+                        number_of_cpu_cores_required=cores,
+                        min_memory_required_in_mb=memory_mb,
+                    ),
+                    startup_parameters=sagemaker.CfnInferenceComponent.InferenceComponentStartupParametersProperty(
+                        container_startup_health_check_timeout_in_seconds=container_startup_timeout_s,
+                    ),
+                ),
+                # A fresh deploy starts warm; autoscaling takes it to 0 when idle.
+                runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(
+                    copy_count=1
+                ),
+            )
+
+    def _inference_component_endpoint(
+        self,
+        instance_type: str,
+        initial_instance_count: int,
+        max_instances: int,
+        container_startup_timeout_s: int,
+    ) -> None:
+        """An endpoint config for inference components: no model on the variant, instances
+        managed by SageMaker from 0 to ``max_instances`` ("Scale an endpoint to zero instances",
+        SageMaker developer guide)."""
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            # Required on a config whose variant hosts inference components.
+            execution_role_arn=self.role.role_arn,
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT_NAME,
+                    instance_type=instance_type,
+                    initial_instance_count=initial_instance_count,
+                    managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
+                        status="ENABLED", min_instance_count=0, max_instance_count=max_instances
+                    ),
+                    routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+                        routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+                    ),
+                    inference_ami_version=GPU_INFERENCE_AMI if is_gpu(instance_type) else None,
+                )
+            ],
+            kms_key_id=self.volume_key.key_arn if self.volume_key else None,
+        )
 
     def enable_auto_rollback(self, alarms: Sequence[cloudwatch.IAlarm], *, bake_s: int) -> None:
         """Roll new endpoint configs out blue/green, rolling back if any of ``alarms`` fires.
@@ -244,6 +343,30 @@ class ModelEndpoint(Construct):
         # The deployment may take: new instances (minutes), the container's start-up (up to its
         # health-check timeout), then the baking period. SageMaker's limit is 600-28800 s.
         max_execution_s = min(28_800, max(600, bake_s + self.container_startup_timeout_s + 1800))
+        if self.inference_component is not None:
+            # A new model changes only the component (the endpoint config names no model), and
+            # SageMaker updates a component by rolling its copies, with the component's own
+            # DeploymentConfig; the endpoint's blue/green policy never runs for it
+            # (AWS::SageMaker::InferenceComponent DeploymentConfig, "Update inference
+            # components", SageMaker developer guide). One copy at a time; the wait after each
+            # batch is the baking period the alarms watch.
+            ic = sagemaker.CfnInferenceComponent
+            self.inference_component.deployment_config = (
+                ic.InferenceComponentDeploymentConfigProperty(
+                    rolling_update_policy=ic.InferenceComponentRollingUpdatePolicyProperty(
+                        maximum_batch_size=ic.InferenceComponentCapacitySizeProperty(
+                            type="COPY_COUNT", value=1
+                        ),
+                        wait_interval_in_seconds=bake_s,
+                        maximum_execution_timeout_in_seconds=max_execution_s,
+                    ),
+                    auto_rollback_configuration=ic.AutoRollbackConfigurationProperty(
+                        alarms=[ic.AlarmProperty(alarm_name=a.alarm_name) for a in alarms]
+                    ),
+                )
+            )
+            self._allow_describe_alarms(alarms)
+            return
         self.endpoint.deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
             blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
                 traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
@@ -260,6 +383,9 @@ class ModelEndpoint(Construct):
                 ]
             ),
         )
+        self._allow_describe_alarms(alarms)
+
+    def _allow_describe_alarms(self, alarms: Sequence[cloudwatch.IAlarm]) -> None:
         # "Ensure that your IAM execution role has permission to perform the
         # cloudwatch:DescribeAlarms action on the auto-rollback alarms you specify" (SageMaker
         # developer guide, "Auto-Rollback Configuration and Monitoring").

@@ -37,6 +37,8 @@ class Monitoring(Construct):
         endpoint_name: str,
         variant_name: str,
         function: lambda_.IFunction,
+        inference_component_name: str | None = None,
+        no_capacity_alarm: cloudwatch.IAlarm | None = None,
         api: apigw.RestApi,
         latency_alarm_p99_ms: int,
         alarm_email: str,
@@ -55,13 +57,21 @@ class Monitoring(Construct):
             self.topic.add_subscription(subs.EmailSubscription(alarm_email))
 
         dims = {"EndpointName": endpoint_name, "VariantName": variant_name}
+        # An inference component's invocation metrics carry its name as their only dimension
+        # (SageMaker developer guide, "Inference component metrics"); the instances' utilization
+        # stays per endpoint and variant.
+        invocation_dims = (
+            {"InferenceComponentName": inference_component_name}
+            if inference_component_name
+            else dims
+        )
         period = cdk.Duration.seconds(ALARM_PERIOD_S)
 
         def endpoint_metric(name: str, statistic: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace="AWS/SageMaker",
                 metric_name=name,
-                dimensions_map=dims,
+                dimensions_map=invocation_dims,
                 statistic=statistic,
                 period=period,
             )
@@ -208,6 +218,10 @@ class Monitoring(Construct):
                 width=24,
             )
         )
+        shown: list[cloudwatch.IAlarm] = [*self.alarms]
+        if no_capacity_alarm is not None:
+            # Not e-mailed: it fires on every scale-out from zero, by design.
+            shown.append(no_capacity_alarm)
         self.dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24)
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=shown, width=24)
         )

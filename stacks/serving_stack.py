@@ -105,6 +105,8 @@ class ServingStack(cdk.Stack):
             log_retention_days=cfg.log_retention_days,
             log_key=self.key.key,
             retain_data=cfg.retain_data,
+            scale_to_zero=cfg.capacity_mode == "scale_to_zero",
+            max_instances=cfg.max_instances,
         )
         self.autoscaling = EndpointAutoscaling(
             self,
@@ -117,15 +119,33 @@ class ServingStack(cdk.Stack):
             target_invocations_per_instance=cfg.target_invocations_per_instance,
             scale_in_cooldown_s=cfg.scale_in_cooldown_s,
             scale_out_cooldown_s=cfg.scale_out_cooldown_s,
+            inference_component=self.endpoint.inference_component,
+            inference_component_name=self.endpoint.inference_component_name,
+            schedules=cfg.scaling_schedules,
         )
+        invoke_arns = [
+            self.format_arn(
+                service="sagemaker", resource="endpoint", resource_name=f"{endpoint_family}*"
+            )
+        ]
+        if self.endpoint.inference_component_name:
+            # InvokeEndpoint with InferenceComponentName acts on the component as well
+            # (resource type inference-component in the Service Authorization Reference).
+            invoke_arns.append(
+                self.format_arn(
+                    service="sagemaker",
+                    resource="inference-component",
+                    resource_name=f"{endpoint_family}*",
+                )
+            )
         self.gateway = GatewayFunction(
             self,
             "Gateway",
             code_dir=lambda_code_dir,
             endpoint_name=endpoint_name,
-            invoke_arn=self.format_arn(
-                service="sagemaker", resource="endpoint", resource_name=f"{endpoint_family}*"
-            ),
+            invoke_arns=invoke_arns,
+            inference_component_name=self.endpoint.inference_component_name,
+            cold_start_retry_after_s=cfg.cold_start_retry_after_s,
             endpoint_content_type=model_source.content_type,
             cors_allow_origin=cfg.cors_allow_origin,
             memory_mb=cfg.lambda_memory_mb,
@@ -161,6 +181,8 @@ class ServingStack(cdk.Stack):
             "Monitoring",
             endpoint_name=endpoint_name,
             variant_name=self.endpoint.variant_name,
+            inference_component_name=self.endpoint.inference_component_name,
+            no_capacity_alarm=self.autoscaling.no_capacity_alarm,
             function=self.gateway.alias,
             api=self.api.api,
             latency_alarm_p99_ms=cfg.latency_alarm_p99_ms,

@@ -23,6 +23,8 @@ _MEDIA_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+
 _ORIGIN_RE = re.compile(r"(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)")
 _METRICS_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_./#:-]{1,255}")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A scale-to-zero component bringing a copy back: AWS measures minutes (README "Scale to zero").
+RETRY_AFTER_NO_CAPACITY_S = 60
 
 
 class ConfigError(ValueError):
@@ -35,6 +37,9 @@ class Config:
 
     endpoint_name: str
     region: str
+    # Set when the model is an inference component on the endpoint (capacity_mode scale_to_zero).
+    inference_component_name: str = ""
+    no_capacity_retry_after_s: int = RETRY_AFTER_NO_CAPACITY_S
     endpoint_content_type: str = JSON_CONTENT_TYPE
     cors_allow_origin: str = ""
     max_payload_bytes: int = SAGEMAKER_MAX_PAYLOAD_BYTES
@@ -75,6 +80,13 @@ class Config:
                 f"ENDPOINT_NAME={endpoint_name!r} is not a SageMaker endpoint name "
                 "(1-63 letters, digits and hyphens)"
             )
+        component = env.get("INFERENCE_COMPONENT_NAME", "").strip()
+        if component and not _ENDPOINT_NAME_RE.fullmatch(component):
+            problems.append(
+                f"INFERENCE_COMPONENT_NAME={component!r} is not an inference component name "
+                "(1-63 letters, digits and hyphens)"
+            )
+        no_capacity_s = number("NO_CAPACITY_RETRY_AFTER_S", RETRY_AFTER_NO_CAPACITY_S, int, 1, 3600)
         region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
         if not region:
             problems.append("AWS_REGION is not set (Lambda sets it; set it for local runs)")
@@ -111,6 +123,8 @@ class Config:
         return cls(
             endpoint_name=endpoint_name,
             region=region,
+            inference_component_name=component,
+            no_capacity_retry_after_s=no_capacity_s,
             endpoint_content_type=content_type,
             cors_allow_origin=cors,
             max_payload_bytes=max_payload,

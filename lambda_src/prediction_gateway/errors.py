@@ -22,6 +22,12 @@ MAX_MODEL_MESSAGE_CHARS = 512
 # Statuses a model container answers for a bad *input*: passed on as client errors, not 502.
 MODEL_CLIENT_ERROR_STATUSES = frozenset({400, 406, 413, 415, 422})
 
+# SageMaker's answer to a request for an inference component that has no copy (scaled to zero, or
+# scaling out): ValidationError "Inference Component has no capacity to process this request.
+# ApplicationAutoScaling may be in-progress (if configured) or try to increase the capacity by
+# invoking UpdateInferenceComponentRuntimeConfig API." (AWS ML blog, "Unlock cost savings with the
+# new scale down to zero feature in SageMaker Inference", 2024).
+_NO_CAPACITY_RE = re.compile(r"inference component has no capacity", re.IGNORECASE)
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -70,11 +76,21 @@ def sanitise(text: Any) -> str:
     return cleaned
 
 
-def map_client_error(err: ClientError) -> ApiError:
+def map_client_error(err: ClientError, no_capacity_retry_after_s: int) -> ApiError:
     """SageMaker Runtime's error contract as our statuses (README.md has the table)."""
     error = err.response.get("Error", {})
     code = error.get("Code", "")
     message = sanitise(error.get("Message"))
+    if code == "ValidationError" and _NO_CAPACITY_RE.search(message):
+        # Scaled to zero: this very request is what brings a copy back (its failure is counted
+        # in NoCapacityInvocationFailures, whose alarm adds a copy).
+        return ApiError(
+            503,
+            "ModelStarting",
+            f"the model is starting (it was scaled to zero while idle); retry after "
+            f"{no_capacity_retry_after_s} seconds",
+            {"Retry-After": str(no_capacity_retry_after_s)},
+        )
     if code == "ValidationError":
         # The endpoint is gone or being replaced: our fault or a deploy in flight, not the client's.
         if "not found" in message.lower() and "endpoint" in message.lower():

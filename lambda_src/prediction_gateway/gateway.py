@@ -127,6 +127,8 @@ class Gateway:
         }
         if accept:
             params["Accept"] = accept
+        if self.config.inference_component_name:
+            params["InferenceComponentName"] = self.config.inference_component_name
         if _INFERENCE_ID_RE.fullmatch(record.request_id):
             # Ties the endpoint's data-capture records and logs to the API request id.
             params["InferenceId"] = record.request_id
@@ -138,7 +140,7 @@ class Gateway:
             data = body.read() if hasattr(body, "read") else bytes(body)
             return data, result.get("ContentType") or "application/octet-stream"
         except ClientError as err:
-            api_error = map_client_error(err)
+            api_error = map_client_error(err, self.config.no_capacity_retry_after_s)
             self._logger.warning(
                 "endpoint error",
                 extra={

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[3]
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 S3_MODEL = "s3://my-models-bucket/digits/v3/model.tar.gz"
+# Dev scales to zero by default (cdk.json); fixtures that test the always-on endpoint pin it.
+ALWAYS_ON = {"capacity_mode": "always_on", "min_instances": 1}
 
 
 def project_context() -> dict:
@@ -48,9 +50,10 @@ def write_artifact(folder: Path, manifest: dict) -> Path:
 
 @pytest.fixture(scope="session")
 def dev() -> tuple[cdk_app.ServingStack, Template]:
-    """Dev stage, PyTorch model from an existing S3 artifact, API-key auth."""
+    """Dev stage pinned always-on, PyTorch model from an existing S3 artifact, API-key auth."""
     return synth(
         {
+            **ALWAYS_ON,
             "stage": "dev",
             "model_data_url": S3_MODEL,
             "framework": "pytorch",
@@ -87,9 +90,11 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> tuple[cdk_app.ServingStack
 
 @pytest.fixture(scope="session")
 def iam_auth() -> tuple[cdk_app.ServingStack, Template]:
-    """Dev stage with IAM (SigV4) auth on the API and a client role in another account."""
+    """Dev stage with IAM (SigV4) auth on the API and a client role in another account, on a
+    GPU instance (always-on: scale to zero sizes copies for CPU families only)."""
     return synth(
         {
+            **ALWAYS_ON,
             "stage": "dev",
             "model_data_url": S3_MODEL,
             "framework": "pytorch",
@@ -97,5 +102,36 @@ def iam_auth() -> tuple[cdk_app.ServingStack, Template]:
             "api_auth": "iam",
             "client_role_principal": "210987654321",
             "instance_type": "ml.g5.xlarge",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def dev_scale_to_zero() -> tuple[cdk_app.ServingStack, Template]:
+    """Dev stage as cdk.json configures it (capacity_mode scale_to_zero), with two schedules."""
+    return synth(
+        {
+            "stage": "dev",
+            "model_data_url": S3_MODEL,
+            "framework": "pytorch",
+            "framework_version": "1.4",
+            "scaling_schedules": json.dumps(
+                [
+                    {
+                        "name": "nights",
+                        "schedule": "cron(0 20 ? * MON-FRI *)",
+                        "timezone": "Europe/Berlin",
+                        "min_capacity": 0,
+                        "max_capacity": 0,
+                    },
+                    {
+                        "name": "mornings",
+                        "schedule": "cron(0 7 ? * MON-FRI *)",
+                        "timezone": "Europe/Berlin",
+                        "min_capacity": 0,
+                        "max_capacity": 2,
+                    },
+                ]
+            ),
         }
     )

@@ -14,11 +14,11 @@ import json
 import pytest
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-from tests.infra.serving.conftest import REGION, S3_MODEL, synth
+from tests.infra.serving.conftest import ALWAYS_ON, REGION, S3_MODEL, synth
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-DEV = {"stage": "dev", "framework": "pytorch", "framework_version": "1.4"}
+DEV = {"stage": "dev", "framework": "pytorch", "framework_version": "1.4", **ALWAYS_ON}
 
 
 @pytest.fixture(scope="module")

@@ -307,6 +307,8 @@ def test_every_nag_acknowledgment_is_narrow_and_reasoned(synthesized_dir):
         "AwsSolutions-IAM5[Resource::*]",
         "AwsSolutions-IAM5[Resource::arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/mlserving-dev-digits--*]",
         "AwsSolutions-IAM5[Resource::arn:aws:sagemaker:us-east-1:123456789012:endpoint/mlserving-dev-digits--*]",
+        # cdk.json's dev scales to zero: the gateway invokes the stack's inference component.
+        "AwsSolutions-IAM5[Resource::arn:aws:sagemaker:us-east-1:123456789012:inference-component/mlserving-dev-digits--*]",
         "AwsSolutions-IAM5[Resource::<GatewayLogs.Arn>]",
         # The endpoint's role reads every version of the model (rollbacks).
         "AwsSolutions-IAM5[Resource::arn:aws:s3:::my-models-bucket/digits/*]",

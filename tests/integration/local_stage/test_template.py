@@ -67,8 +67,10 @@ def test_unknown_images_and_missing_templates_are_clear_errors(assembly):
         load_stack(assembly, "MlServing-prod-tiny")
 
 
-def test_reads_the_real_synthesized_stack(torch_model_dir, tmp_path):
-    """`python app.py` (the project's CDK app) synthesizes; the reader understands its output."""
+@pytest.mark.parametrize("capacity_mode", ["always_on", "scale_to_zero"])
+def test_reads_the_real_synthesized_stack(torch_model_dir, tmp_path, capacity_mode):
+    """`python app.py` (the project's CDK app) synthesizes; the reader understands its output,
+    in either capacity mode (scale_to_zero: the model is an inference component's)."""
     art = tmp_path / "artifacts" / "tiny"
     tarball = pack(torch_model_dir, art / "model.tar.gz")
     (art / "manifest.json").write_text(
@@ -88,6 +90,8 @@ def test_reads_the_real_synthesized_stack(torch_model_dir, tmp_path):
         "region": "us-east-1",
         "account": "123456789012",
         "model": "tiny",
+        "capacity_mode": capacity_mode,
+        "min_instances": "0" if capacity_mode == "scale_to_zero" else "1",
     }
     env = {
         **os.environ,
@@ -117,3 +121,13 @@ def test_reads_the_real_synthesized_stack(torch_model_dir, tmp_path):
     module_path = fn.handler.rpartition(".")[0].replace(".", "/")
     assert (fn.code_dir / module_path).with_suffix(".py").is_file()
     assert fn.environment["ENDPOINT_NAME"] == spec.endpoint.name
+    component = spec.endpoint.variants[0].inference_component
+    if capacity_mode == "always_on":
+        assert component is None
+        assert "INFERENCE_COMPONENT_NAME" not in fn.environment
+    else:
+        assert component is not None
+        assert component.name == f"{spec.endpoint.name}-ic"
+        assert component.copy_count == 1
+        assert component.scale_to_zero_idle_s == 900  # Application Auto Scaling's window
+        assert fn.environment["INFERENCE_COMPONENT_NAME"] == component.name

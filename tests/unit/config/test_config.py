@@ -55,7 +55,7 @@ def test_cli_strings_are_coerced_to_the_keys_types():
         ({"max_instances": "lots"}, "'max_instances' has bad value 'lots': must be a number"),
         (
             {"min_instances": 3, "max_instances": 2},
-            "'max_instances' has bad value 2: must be at least min_instances (3)",
+            "'max_instances' has bad value 2: must be at least 1 and at least min_instances (3)",
         ),
         ({"api_auth": "none"}, "'api_auth' has bad value 'none': must be one of api_key, iam"),
         ({"lambda_timeout_s": 60}, "API Gateway gives up on the integration after 29 s"),
@@ -275,7 +275,94 @@ def test_synth_with_a_bad_value_exits_2_with_the_message_and_no_traceback(tmp_pa
     )
     assert result.returncode == 2
     assert (
-        "error: config key 'max_instances' has bad value 0: must be at least min_instances (1)"
-        in result.stderr
+        "error: config key 'max_instances' has bad value 0: must be at least 1 and at least "
+        "min_instances (0)" in result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+# --- capacity modes and schedules ---------------------------------------------------------------
+
+NIGHTS = {
+    "name": "nights",
+    "schedule": "cron(0 20 ? * MON-FRI *)",
+    "timezone": "Europe/Berlin",
+    "min_capacity": 0,
+    "max_capacity": 0,
+}
+
+
+def test_dev_scales_to_zero_and_prod_stays_on_by_default():
+    dev = build_config(CONTEXT, {"stage": "dev"})
+    prod = build_config(CONTEXT, {"stage": "prod"})
+    assert (dev.capacity_mode, dev.min_instances) == ("scale_to_zero", 0)
+    assert (prod.capacity_mode, prod.min_instances) == ("always_on", 1)
+    assert dev.scaling_schedules == () and prod.scaling_schedules == ()
+
+
+def test_schedules_come_from_cdk_json_or_a_json_string():
+    cfg = build_config(CONTEXT, {"stage": "dev", "scaling_schedules": json.dumps([NIGHTS])})
+    assert cfg.scaling_schedules == (NIGHTS,)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"stage": "dev", "min_instances": 1},
+            "'min_instances' has bad value 1: must be 0 with capacity_mode scale_to_zero",
+        ),
+        (
+            {"stage": "dev", "capacity_mode": "always_on"},
+            "'min_instances' has bad value 0: must be at least 1 with capacity_mode always_on",
+        ),
+        ({"capacity_mode": "sometimes"}, "must be one of always_on, scale_to_zero"),
+        ({"scaling_schedules": "nightly"}, "must be a JSON list of schedule objects"),
+        (
+            {"scaling_schedules": [{**NIGHTS, "schedule": "cron(0 20 * *)"}]},
+            "'scaling_schedules[0].schedule' has bad value 'cron(0 20 * *)': must be an "
+            "Application Auto Scaling schedule",
+        ),
+        (
+            {"scaling_schedules": [{**NIGHTS, "schedule": "every night"}]},
+            "'scaling_schedules[0].schedule'",
+        ),
+        (
+            {"scaling_schedules": [{**NIGHTS, "min_capacity": 2, "max_capacity": 1}]},
+            "'scaling_schedules[0].max_capacity' has bad value 1: must be at least min_capacity",
+        ),
+        (
+            {"scaling_schedules": [{**NIGHTS, "timezone": "Mars/Olympus"}]},
+            "'scaling_schedules[0].timezone' has bad value 'Mars/Olympus': must be an IANA",
+        ),
+        (
+            {"scaling_schedules": [{**NIGHTS, "min": 0}]},
+            "unknown key(s) ['min'] in scaling_schedules[0]",
+        ),
+        (
+            {"scaling_schedules": [{k: v for k, v in NIGHTS.items() if k != "max_capacity"}]},
+            "scaling_schedules[0] lacks 'max_capacity'",
+        ),
+        (
+            {"scaling_schedules": [NIGHTS, NIGHTS]},
+            "'scaling_schedules[1].name' has bad value 'nights': must be unique",
+        ),
+        (
+            {"stage": "prod", "scaling_schedules": [NIGHTS]},
+            "'scaling_schedules[0].min_capacity' has bad value 0: must be at least 1 with "
+            "capacity_mode always_on",
+        ),
+    ],
+)
+def test_bad_capacity_settings_are_named(overrides, message):
+    with pytest.raises(ConfigError) as caught:
+        build_config(CONTEXT, overrides)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "schedule", ["rate(1 day)", "rate(30 minutes)", "at(2027-01-01T08:00:00)", "cron(0 7 ? * 2 *)"]
+)
+def test_every_kind_of_schedule_expression_is_accepted(schedule):
+    cfg = build_config(CONTEXT, {"scaling_schedules": [{**NIGHTS, "schedule": schedule}]})
+    assert cfg.scaling_schedules[0]["schedule"] == schedule
