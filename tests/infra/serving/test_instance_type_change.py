@@ -89,7 +89,7 @@ def test_the_gateway_can_call_old_and_new_endpoint_while_it_moves(dev, bigger_in
             r
             for r in everything["Resources"].values()
             if r["Type"] == "AWS::Lambda::Function"
-            and r["Properties"].get("Handler") == "handler.lambda_handler"
+            and r["Properties"].get("Handler") == "prediction_gateway.handler.lambda_handler"
         ]
         assert function["Properties"]["Environment"]["Variables"]["ENDPOINT_NAME"] == name
         role = everything["Resources"][function["Properties"]["Role"]["Fn::GetAtt"][0]]

@@ -242,7 +242,7 @@ def test_lambda_has_what_the_handler_needs(dev):
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
-            "Handler": "handler.lambda_handler",
+            "Handler": "prediction_gateway.handler.lambda_handler",
             "Runtime": "python3.13",
             "Timeout": 29,
             "MemorySize": 512,

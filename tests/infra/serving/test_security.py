@@ -418,7 +418,7 @@ def test_every_log_group_is_encrypted_with_the_stacks_key(dev, prod, iam_auth):
 def test_gateway_lambda_reserves_concurrency_sized_from_the_throttle(dev, prod):
     for (_, template), burst in ((dev, 100), (prod, 400)):
         (function,) = template.find_resources(
-            "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
+            "AWS::Lambda::Function", {"Properties": {"Handler": "prediction_gateway.handler.lambda_handler"}}
         ).values()
         reserved = function["Properties"]["ReservedConcurrentExecutions"]
         assert reserved == burst
