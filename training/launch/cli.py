@@ -12,104 +12,27 @@ sagemaker create-training-job --cli-input-json``) without credentials or network
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from training.common.metrics import STANDARD_METRICS
 from training.download import FetchError
-from training.launch import settings
-from training.launch.models import (
-    MODELS,
-    Categorical,
-    Continuous,
-    Integer,
-    ModelSpec,
-    Range,
-    get_model,
-)
+from training.launch import commands, settings
+from training.launch.models import MODELS
 from training.launch.settings import LaunchError
 
-if TYPE_CHECKING:
-    from training.launch.sagemaker_jobs import TrainPlan, TunePlan
-
+# The flags and the exit statuses live here (the docstring above is the --help text); what each
+# command does is in commands.py, and how train/tune flags become a job plan in plans.py.
 log = logging.getLogger("training.launch")
 
-EXIT_AWS_ERROR = 1
+EXIT_AWS_ERROR = commands.EXIT_AWS_ERROR
 EXIT_USAGE = 2
-_HP_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,255}$")
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+[a-z0-9\-]*\.[a-z0-9]+$")
-_SCALINGS = {
-    "auto": "Auto",
-    "linear": "Linear",
-    "log": "Logarithmic",
-    "reverse-log": "ReverseLogarithmic",
-}
-MAX_RUNTIME_LIMIT_S = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
-
-
-# -- flag parsing helpers -----------------------------------------------------------------------
-
-
-def _scalar(text: str) -> str | int | float:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text
-
-
-def parse_key_values(pairs: Sequence[str], flag: str) -> dict[str, str]:
-    parsed: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not _HP_KEY.match(key) or value == "":
-            raise LaunchError(f"{flag} {pair!r} should look like NAME=VALUE (e.g. {flag} epochs=3)")
-        parsed[key] = value
-    return parsed
-
-
-def parse_range(name: str, text: str) -> Range:
-    """``continuous:1e-5:1e-2[:log]``, ``integer:3:15[:linear]`` or ``categorical:16,32,64``."""
-    kind, _, rest = text.partition(":")
-    example = (
-        "continuous:MIN:MAX[:log|linear|reverse-log|auto], integer:MIN:MAX[:...] or "
-        "categorical:A,B,C"
-    )
-    if kind == "categorical":
-        values = tuple(v for v in rest.split(",") if v)
-        if not values:
-            raise LaunchError(f"--range {name}={text}: give the values, e.g. categorical:16,32")
-        return Categorical(values)
-    if kind not in ("continuous", "integer"):
-        raise LaunchError(f"--range {name}={text}: the range must be {example}")
-    parts = rest.split(":")
-    if len(parts) not in (2, 3):
-        raise LaunchError(f"--range {name}={text}: the range must be {example}")
-    scaling = _SCALINGS.get(parts[2] if len(parts) == 3 else "auto")
-    if scaling is None:
-        raise LaunchError(f"--range {name}={text}: scaling must be one of {', '.join(_SCALINGS)}")
-    number = int if kind == "integer" else float
-    try:
-        low, high = number(parts[0]), number(parts[1])
-    except ValueError:
-        raise LaunchError(f"--range {name}={text}: MIN and MAX must be {kind} numbers") from None
-    if not low < high:
-        raise LaunchError(f"--range {name}={text}: MIN must be below MAX")
-    if scaling in ("Logarithmic", "ReverseLogarithmic") and low <= 0:
-        raise LaunchError(f"--range {name}={text}: logarithmic scaling needs MIN > 0")
-    if kind == "integer":
-        return Integer(int(low), int(high), scaling)  # type: ignore[arg-type]
-    return Continuous(float(low), float(high), scaling)  # type: ignore[arg-type]
 
 
 # -- argument parser ----------------------------------------------------------------------------
@@ -324,257 +247,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# -- plans --------------------------------------------------------------------------------------
-
-
-def _channels(args: argparse.Namespace, model: ModelSpec, bucket: str) -> dict[str, str]:
-    base = args.data or f"s3://{bucket}/{settings.DATASETS_PREFIX}{model.name}/"
-    data_bucket, _ = settings.parse_s3_uri(base, "--data")
-    base = base if base.endswith("/") else base + "/"
-    channels = {name: f"{base}{name}/" for name in model.channels}
-    for name, uri in parse_key_values(args.channel, "--channel").items():
-        settings.parse_s3_uri(uri, f"--channel {name}=")
-        channels[name] = uri
-    if data_bucket != bucket and not args.role:
-        log.warning(
-            "--data is in bucket %s, but the project's training role can only read %s",
-            data_bucket,
-            bucket,
-        )
-    return channels
-
-
-def _check_positive(value: int | None, flag: str) -> None:
-    if value is not None and value < 1:
-        raise LaunchError(f"{flag} must be a positive number, got {value}")
-
-
-def build_train_plan(args: argparse.Namespace, *, tuning: bool = False) -> TrainPlan:
-    from training.launch import pretrained, sagemaker_jobs
-    from training.launch.source import build_bundle
-
-    model = get_model(args.model)
-    target = settings.resolve_target(
-        stage=args.stage,
-        model=model.name,
-        role=args.role,
-        bucket=args.bucket,
-        region=args.region,
-        outputs_file=args.outputs_file,
-    )
-    for value, flag in (
-        (args.instance_count, "--instance-count"),
-        (args.volume_size_gb, "--volume-size-gb"),
-        (args.max_run_s, "--max-run-s"),
-        (args.max_wait_s, "--max-wait-s"),
-    ):
-        _check_positive(value, flag)
-    instance_type = args.instance_type or model.instance_type
-    if not _INSTANCE_TYPE.match(instance_type):
-        raise LaunchError(
-            f"--instance-type {instance_type!r} is not a SageMaker instance type like ml.g5.xlarge"
-        )
-    if args.instance_count > 1:
-        if model.framework != "pytorch":
-            raise LaunchError(
-                f"--instance-count {args.instance_count}: multi-instance training runs torchrun, "
-                f"for the PyTorch models; {model.name} is a {model.framework} model: use 1"
-            )
-        if tuning:
-            raise LaunchError(
-                "tune runs single-instance trials (the tuning API starts the framework's own "
-                "entry point, without torchrun): drop --instance-count"
-            )
-    max_run_s = args.max_run_s or model.max_run_s
-    if max_run_s > MAX_RUNTIME_LIMIT_S:
-        raise LaunchError(f"--max-run-s {max_run_s} is above SageMaker's limit (28 days)")
-    max_wait_s = None
-    if args.spot:
-        max_wait_s = args.max_wait_s or 2 * max_run_s
-        if max_wait_s < max_run_s:
-            raise LaunchError(
-                f"--max-wait-s {max_wait_s} must be at least --max-run-s {max_run_s}: it covers "
-                "the time spent waiting for spot capacity plus the run itself"
-            )
-    elif args.max_wait_s is not None:
-        raise LaunchError("--max-wait-s only applies to spot jobs: add --spot or drop it")
-    hyperparameters: dict[str, str | int | float] = model.job_hyperparameters
-    hyperparameters.update({k: _scalar(v) for k, v in parse_key_values(args.hp, "--hp").items()})
-    channels = _channels(args, model, target.bucket)
-    weights = None
-    if pretrained.PRETRAINED_CHANNEL not in channels:  # --channel pretrained=... wins
-        weights, extra = pretrained.resolve(
-            args.pretrained_weights, model, hyperparameters, target.bucket
-        )
-        hyperparameters.update(extra)
-        if weights is not None:
-            channels[pretrained.PRETRAINED_CHANNEL] = weights.s3_uri
-    image_uri = args.image_uri or sagemaker_jobs.resolve_image_uri(
-        model, target.region, instance_type
-    )
-    return sagemaker_jobs.TrainPlan(
-        model=model,
-        stage=args.stage,
-        target=target,
-        image_uri=image_uri,
-        instance_type=instance_type,
-        instance_count=args.instance_count,
-        volume_size_gb=args.volume_size_gb,
-        spot=args.spot,
-        max_run_s=max_run_s,
-        max_wait_s=max_wait_s,
-        hyperparameters=hyperparameters,
-        channels=channels,
-        source=build_bundle(),
-        run_id=sagemaker_jobs.new_run_id(),
-        checkpoints=not tuning,
-        pretrained=weights,
-    )
-
-
-def build_tune_plan(args: argparse.Namespace) -> TunePlan:
-    from training.launch import sagemaker_jobs
-
-    train_plan = build_train_plan(args, tuning=True)
-    model = train_plan.model
-    ranges: dict[str, Range] = dict(model.tuning_ranges)
-    for name, spec in parse_key_values(args.range, "--range").items():
-        ranges[name] = parse_range(name, spec)
-    _check_positive(args.max_jobs, "--max-jobs")
-    _check_positive(args.max_parallel_jobs, "--max-parallel-jobs")
-    _check_positive(args.max_tuning_runtime_s, "--max-tuning-runtime-s")
-    if args.max_parallel_jobs > args.max_jobs:
-        raise LaunchError(
-            f"--max-parallel-jobs {args.max_parallel_jobs} is more than --max-jobs {args.max_jobs}"
-        )
-    if args.strategy == "Hyperband" and args.early_stopping == "Auto":
-        # Hyperband stops trials itself; the API rejects it combined with early stopping.
-        raise LaunchError(
-            "--strategy Hyperband has its own early stopping: add --early-stopping Off"
-        )
-    return sagemaker_jobs.TunePlan(
-        train=train_plan,
-        objective_metric=args.objective_metric or model.objective_metric,
-        objective_type=args.objective_type or model.objective_type,
-        ranges=ranges,
-        max_jobs=args.max_jobs,
-        max_parallel_jobs=args.max_parallel_jobs,
-        strategy=args.strategy,
-        early_stopping=args.early_stopping,
-        max_runtime_s=args.max_tuning_runtime_s,
-    )
-
-
-# -- commands -----------------------------------------------------------------------------------
-
-
-def _print_json(request: dict) -> None:
-    json.dump(request, sys.stdout, indent=2, sort_keys=True, default=str)
-    sys.stdout.write("\n")
-
-
-def _log_pretrained_dry_run(plan: TrainPlan) -> None:
-    if plan.pretrained is not None and plan.pretrained.weights is not None:
-        spec = plan.pretrained.weights.download
-        log.info(
-            "dry run: would fetch %s (%s) and upload it to %s",
-            plan.pretrained.weights.name,
-            spec.url,
-            plan.pretrained.s3_uri,
-        )
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from training.launch import sagemaker_jobs
-
-    plan = build_train_plan(args)
-    if args.dry_run:
-        log.info("dry run: would upload the code bundle to %s", plan.source_uri)
-        _log_pretrained_dry_run(plan)
-        _print_json(sagemaker_jobs.dry_run_training(plan))
-        return 0
-    result = sagemaker_jobs.run_training(plan, wait=args.wait)
-    print(f"job_name={result.job_name}")
-    if plan.checkpoint_uri:
-        print(f"checkpoints={plan.checkpoint_uri}")
-    if not args.wait:
-        print(f"model_data={plan.output_path}/{result.job_name}/output/model.tar.gz (when done)")
-        return 0
-    print(f"status={result.status}")
-    if result.status != "Completed" or not result.model_data:
-        log.error(
-            "training job %s ended %s: see its CloudWatch logs", result.job_name, result.status
-        )
-        return EXIT_AWS_ERROR
-    print(f"model_data={result.model_data}")
-    return 0
-
-
-def cmd_tune(args: argparse.Namespace) -> int:
-    from training.launch import sagemaker_jobs
-
-    plan = build_tune_plan(args)
-    if args.dry_run:
-        log.info("dry run: would upload the code bundle to %s", plan.train.source_uri)
-        _log_pretrained_dry_run(plan.train)
-        _print_json(sagemaker_jobs.dry_run_tuning(plan))
-        return 0
-    result = sagemaker_jobs.run_tuning(plan, wait=args.wait)
-    if not args.wait:
-        print(f"tuning_job_name={result.job_name}")
-        return 0
-    print(f"best_training_job={result.job_name}")
-    print(f"status={result.status}")
-    if not result.model_data:
-        return EXIT_AWS_ERROR
-    print(f"model_data={result.model_data}")
-    return 0
-
-
-def cmd_upload(args: argparse.Namespace) -> int:
-    from training.launch import upload
-
-    target = settings.resolve_target(
-        stage=args.stage,
-        model=args.model,
-        role=None,
-        bucket=args.bucket,
-        region=args.region,
-        outputs_file=args.outputs_file,
-        need_role=False,
-    )
-    prefix = args.prefix or f"{settings.DATASETS_PREFIX}{args.model}/"
-    _check_positive(args.workers, "--workers")
-    uri = upload.upload_folder(
-        args.source,
-        bucket=target.bucket,
-        prefix=prefix,
-        region=target.region,
-        workers=args.workers,
-        dry_run=args.dry_run,
-    )
-    print(f"data={uri}")
-    return 0
-
-
-def cmd_ec2(args: argparse.Namespace, script_args: list[str]) -> int:
-    from training.launch import ec2, pretrained
-
-    model = get_model(args.model)
-    weights_args = pretrained.script_args_for_local_run(args.pretrained_weights, model, script_args)
-    return ec2.run(
-        model=model,
-        data_uri=args.data,
-        output_uri=args.output,
-        region=settings.resolve_region(args.region),
-        work_dir=args.work_dir,
-        checkpoint_sync_s=args.checkpoint_sync_s,
-        spot_notice_poll_s=args.spot_notice_poll_s,
-        entry_script=args.entry_script,
-        script_args=[*weights_args, *script_args],  # the user's own arguments last: they win
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     script_args: list[str] = []
@@ -595,12 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "train":
-            return cmd_train(args)
+            return commands.train(args)
         if args.command == "tune":
-            return cmd_tune(args)
+            return commands.tune(args)
         if args.command == "upload-data":
-            return cmd_upload(args)
-        return cmd_ec2(args, script_args)
+            return commands.upload_data(args)
+        return commands.ec2(args, script_args)
     except LaunchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

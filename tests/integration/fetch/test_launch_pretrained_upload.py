@@ -14,7 +14,7 @@ from moto import mock_aws
 from training.common import sources
 from training.common.sources import Download
 from training.download import ChecksumError
-from training.launch import cli, pretrained, sagemaker_jobs
+from training.launch import cli, plans, pretrained, sagemaker_jobs
 
 ROLE = "arn:aws:iam::123456789012:role/MlServing-dev-dog-breeds-TrainingRole"
 BUCKET = "mlserving-dev-dog-breeds-bucket"
@@ -45,7 +45,7 @@ def test_weights_are_fetched_verified_and_uploaded_once(s3, server, monkeypatch)
         ["train", "--model", "dog-breeds", "--role", ROLE, "--bucket", BUCKET,
          "--region", "us-east-1"]
     )  # fmt: skip
-    plan = cli.build_train_plan(args)
+    plan = plans.build_train_plan(args)
 
     # When the launcher prepares the job
     sagemaker_jobs.upload_pretrained(plan, boto3.Session(region_name="us-east-1"))
@@ -72,7 +72,7 @@ def test_weights_that_fail_verification_stop_the_launch(s3, server, monkeypatch,
         ["train", "--model", "dog-breeds", "--role", ROLE, "--bucket", BUCKET,
          "--region", "us-east-1"]
     )  # fmt: skip
-    plan = cli.build_train_plan(args)
+    plan = plans.build_train_plan(args)
     with pytest.raises(ChecksumError, match="does not match the pinned 0000"):
         sagemaker_jobs.upload_pretrained(plan, boto3.Session(region_name="us-east-1"))
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from training.launch import cli, sagemaker_jobs, settings
+from training.launch import cli, dry_run, plans, sagemaker_jobs, settings
 
 ROLE = "arn:aws:iam::123456789012:role/MlServing-dev-digits-TrainingRole"
 BUCKET = "mlserving-dev-digits-bucket"
@@ -62,10 +62,10 @@ def keys(session, prefix: str) -> list[str]:
 
 def test_training_job_sends_what_the_dry_run_prints(aws) -> None:
     session, sent = aws
-    plan = cli.build_train_plan(
+    plan = plans.build_train_plan(
         cli.build_parser().parse_args(["train", "--model", "digits", *TARGET, "--spot"])
     )
-    dry = sagemaker_jobs.dry_run_training(plan)
+    dry = dry_run.dry_run_training(plan)
 
     result = sagemaker_jobs.run_training(plan, wait=True, boto_session=session)
 
@@ -91,9 +91,9 @@ def test_training_job_sends_what_the_dry_run_prints(aws) -> None:
 def test_second_launch_of_unchanged_code_uploads_no_new_bundle(aws) -> None:
     session, _ = aws
     args = cli.build_parser().parse_args(["train", "--model", "digits", *TARGET])
-    first = cli.build_train_plan(args)
+    first = plans.build_train_plan(args)
     sagemaker_jobs.run_training(first, wait=False, boto_session=session)
-    second = cli.build_train_plan(args)
+    second = plans.build_train_plan(args)
     assert second.source_uri == first.source_uri  # content-addressed
     sagemaker_jobs.run_training(second, wait=False, boto_session=session)
     assert keys(session, settings.CODE_PREFIX) == [first.source_uri.split(f"{BUCKET}/")[1]]
@@ -101,12 +101,12 @@ def test_second_launch_of_unchanged_code_uploads_no_new_bundle(aws) -> None:
 
 def test_tuning_job_sends_what_the_dry_run_prints_and_finds_the_best_model(aws) -> None:
     session, sent = aws
-    plan = cli.build_tune_plan(
+    plan = plans.build_tune_plan(
         cli.build_parser().parse_args(
             ["tune", "--model", "digits", *TARGET, "--max-jobs", "4", "--early-stopping", "Off"]
         )
     )
-    dry = sagemaker_jobs.dry_run_tuning(copy.deepcopy(plan))
+    dry = dry_run.dry_run_tuning(copy.deepcopy(plan))
     # moto's tuning job names a fixed best training job; make it exist, as SageMaker would
     sagemaker = session.client("sagemaker")
     sagemaker.create_training_job(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from training.launch import cli
-from training.launch.cli import parse_range
 from training.launch.models import Categorical, Continuous, Integer
+from training.launch.plans import parse_range
 
 ROLE = "arn:aws:iam::123456789012:role/MlServing-dev-digits-TrainingRole"
 BUCKET = "mlserving-dev-digits-bucket"

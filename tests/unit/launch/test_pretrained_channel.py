@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.launch import cli, pretrained
+from training.launch import cli, plans, pretrained
 from training.launch.models import get_model
 from training.launch.settings import LaunchError
 
@@ -25,7 +25,7 @@ def plan(model: str, *extra: str):
         ["train", "--model", model, "--role", ROLE, "--bucket", BUCKET, "--region", "eu-west-1",
          *extra]
     )  # fmt: skip
-    return cli.build_train_plan(args)
+    return plans.build_train_plan(args)
 
 
 def test_transfer_models_get_their_architectures_weights_as_a_channel() -> None:

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from training.launch import cli
+from training.launch import cli, plans
 
 BUCKET = "mlserving-dev-digits-bucket"
 
@@ -65,7 +65,7 @@ def test_folder_layout_becomes_the_key_layout_train_reads(s3, tmp_path, capsys) 
         ["train", "--model", "digits", "--role", "arn:aws:iam::123456789012:role/r",
          "--bucket", BUCKET, "--region", "us-east-1"]
     )  # fmt: skip
-    assert cli._channels(plan_args, cli.get_model("digits"), BUCKET)["valid"] == (
+    assert plans._channels(plan_args, plans.get_model("digits"), BUCKET)["valid"] == (
         f"s3://{BUCKET}/{prefix}valid/"
     )
 

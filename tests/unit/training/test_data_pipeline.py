@@ -1,9 +1,9 @@
-"""The PyTorch script's batches: deterministic per epoch, sharded across ranks, resumable."""
+"""torch_training.data's batches: deterministic per epoch, sharded across ranks, resumable."""
 
 import numpy as np
 import pytest
-from image_classifier_torch import EpochBatches, EvalBatches
 from prepare_digits import split_indices
+from torch_training.data import EpochBatches, EvalBatches
 
 
 def indices(batches):
