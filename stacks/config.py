@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from stacks.instance_types import copy_resources
+
 CONTEXT_ROOT = "ml-serving"
 STAGES = ("dev", "prod")
 FRAMEWORKS = ("pytorch", "tensorflow")
@@ -319,6 +321,10 @@ def _validate_capacity(cfg: ServingConfig) -> None:
         f"must be at least 1 and at least min_instances ({cfg.min_instances})",
     )
     if cfg.capacity_mode == "scale_to_zero":
+        try:
+            copy_resources(cfg.instance_type)
+        except ValueError as err:
+            raise ConfigError(f"instance_type={cfg.instance_type!r}: {err}") from err
         _check(
             "min_instances",
             cfg.min_instances == 0,

@@ -14,44 +14,12 @@ from constructs import Construct
 
 from stacks.artifact import ServingImage
 from stacks.common import data_removal_policy, nag_resource, retention
+from stacks.instance_types import copy_resources, is_gpu
 
 VARIANT_NAME = "AllTraffic"
 
 
 GPU_INFERENCE_AMI = "al2-ami-sagemaker-inference-gpu-3-1"
-
-# vCPUs of an instance by size, and GiB of memory per vCPU by CPU family (EC2's published sizes).
-_VCPUS_BY_SIZE = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32}
-_GIB_PER_VCPU = {"c": 2, "m": 4, "r": 8}
-# The share of an instance's memory one model copy asks for: more than half, so one copy fills
-# one instance (copies scale out instance by instance), and room for SageMaker's own agents.
-COPY_MEMORY_SHARE = 0.6
-
-
-def is_gpu(instance_type: str) -> bool:
-    """Whether a SageMaker instance type has NVIDIA GPUs (sagemaker-core picks CUDA images)."""
-    family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else ""
-    return family.startswith(("g", "p"))
-
-
-def copy_resources(instance_type: str) -> tuple[int, int]:
-    """(CPU cores, memory MiB) one inference-component copy asks for: one copy per instance.
-
-    Sized from the instance type because SageMaker places copies by these numbers
-    (ComputeResourceRequirements): asking for the whole instance fails placement (the host keeps
-    some for itself), asking for less than half would pack two copies on one instance.
-    """
-    family, _, size = instance_type.removeprefix("ml.").partition(".")
-    letter = family[:1]
-    if size not in _VCPUS_BY_SIZE or letter not in _GIB_PER_VCPU or is_gpu(instance_type):
-        raise ValueError(
-            f"ModelEndpoint: capacity_mode scale_to_zero sizes a model copy from the instance "
-            f"type, and knows the CPU families c, m and r in sizes {', '.join(_VCPUS_BY_SIZE)}; "
-            f"{instance_type!r} is not one of them (use capacity_mode always_on for it)"
-        )
-    vcpus = _VCPUS_BY_SIZE[size]
-    memory_mb = int(vcpus * _GIB_PER_VCPU[letter] * 1024 * COPY_MEMORY_SHARE)
-    return max(1, vcpus // 2), memory_mb
 
 
 class ModelEndpoint(Construct):
@@ -119,6 +87,18 @@ class ModelEndpoint(Construct):
             encryption_key=log_key,
             removal_policy=removal,
         )
+        # An inference component's containers log to a group of their own, named after the
+        # component ("/aws/sagemaker/InferenceComponents/<name>"), not the endpoint's.
+        self.component_log_group: logs.LogGroup | None = None
+        if self.inference_component_name:
+            self.component_log_group = logs.LogGroup(
+                self,
+                "ComponentLogs",
+                log_group_name=f"/aws/sagemaker/InferenceComponents/{self.inference_component_name}",
+                retention=retention(log_retention_days),
+                encryption_key=log_key,
+                removal_policy=removal,
+            )
 
         self.volume_key: kms.Key | None = None
         if volume_kms:
@@ -131,12 +111,18 @@ class ModelEndpoint(Construct):
                 pending_window=cdk.Duration.days(7),
             )
 
-        endpoint_logs_arn = cdk.Stack.of(self).format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=f"/aws/sagemaker/Endpoints/{endpoint_family}*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
+        log_groups = ["Endpoints"] + (["InferenceComponents"] if scale_to_zero else [])
+        logs_arns = [
+            cdk.Stack.of(self).format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name=f"/aws/sagemaker/{group}/{endpoint_family}*",
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for group in log_groups
+        ]
+        namespaces = [f"/aws/sagemaker/{group}" for group in log_groups]
+        metric_namespaces: str | list[str] = namespaces[0] if len(namespaces) == 1 else namespaces
         statements = [
             iam.PolicyStatement(
                 sid="ReadModelVersions", actions=["s3:GetObject"], resources=[model_read_arn]
@@ -167,13 +153,13 @@ class ModelEndpoint(Construct):
                     "logs:DescribeLogStreams",
                     "logs:PutLogEvents",
                 ],
-                resources=[endpoint_logs_arn],
+                resources=logs_arns,
             ),
             iam.PolicyStatement(
                 sid="PublishEndpointMetrics",
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
+                conditions={"StringEquals": {"cloudwatch:namespace": metric_namespaces}},
             ),
         ]
         if self.volume_key is not None:
@@ -213,13 +199,14 @@ class ModelEndpoint(Construct):
                     "artifact, which the role must still read. Read-only, one folder.",
                 )
             )
-        cdk.Validations.of(self.role).acknowledge(
-            cdk.Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, endpoint_logs_arn)}]",
-                reason="The log groups of this stack's endpoints (their names start with the "
-                "stack's) and their log streams.",
+        for logs_arn in logs_arns:
+            cdk.Validations.of(self.role).acknowledge(
+                cdk.Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{nag_resource(self, logs_arn)}]",
+                    reason="The log groups of this stack's endpoints and inference components "
+                    "(their names start with the stack's) and their log streams.",
+                )
             )
-        )
 
         self.model = sagemaker.CfnModel(
             self,
@@ -297,6 +284,8 @@ class ModelEndpoint(Construct):
                     copy_count=1
                 ),
             )
+            assert self.component_log_group is not None
+            self.inference_component.node.add_dependency(self.component_log_group)
 
     def _inference_component_endpoint(
         self,

@@ -186,3 +186,37 @@ def test_always_on_schedules_raise_the_variants_minimum():
     (action,) = target["ScheduledActions"]
     assert action["ScalableTargetAction"] == {"MinCapacity": 2, "MaxCapacity": 4}
     assert action["Timezone"] == "America/New_York"
+
+
+def test_the_component_logs_to_its_own_group_which_the_stack_owns(dev_scale_to_zero):
+    # Given an inference component, its containers log to /aws/sagemaker/InferenceComponents/<name>
+    # (not the endpoint's group): the stack creates that group (retention, the stack's log key,
+    # removed with a dev stack) before the component, and the execution role may write it.
+    _, template = dev_scale_to_zero
+    groups = template.find_resources(
+        "AWS::Logs::LogGroup",
+        {"Properties": {"LogGroupName": f"/aws/sagemaker/InferenceComponents/{COMPONENT}"}},
+    )
+    ((group_id, group),) = groups.items()
+    assert group["Properties"]["RetentionInDays"] == 30
+    assert "KmsKeyId" in group["Properties"]
+    (component,) = template.find_resources("AWS::SageMaker::InferenceComponent").values()
+    assert group_id in component["DependsOn"]
+    statements = {
+        statement["Sid"]: statement
+        for role in template.find_resources("AWS::IAM::Role").values()
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "Sid" in statement
+    }
+    resources = statements["WriteEndpointLogs"]["Resource"]
+    assert sorted(resources) == [
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/mlserving-dev-digits--*",
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/InferenceComponents/"
+        "mlserving-dev-digits--*",
+    ]
+    namespaces = statements["PublishEndpointMetrics"]["Condition"]["StringEquals"]
+    assert namespaces["cloudwatch:namespace"] == [
+        "/aws/sagemaker/Endpoints",
+        "/aws/sagemaker/InferenceComponents",
+    ]

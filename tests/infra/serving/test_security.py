@@ -309,6 +309,8 @@ def test_every_nag_acknowledgment_is_narrow_and_reasoned(synthesized_dir):
         "AwsSolutions-IAM5[Resource::arn:aws:sagemaker:us-east-1:123456789012:endpoint/mlserving-dev-digits--*]",
         # cdk.json's dev scales to zero: the gateway invokes the stack's inference component.
         "AwsSolutions-IAM5[Resource::arn:aws:sagemaker:us-east-1:123456789012:inference-component/mlserving-dev-digits--*]",
+        # ... whose containers log to their own group, which the endpoint's role writes.
+        "AwsSolutions-IAM5[Resource::arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/InferenceComponents/mlserving-dev-digits--*]",
         "AwsSolutions-IAM5[Resource::<GatewayLogs.Arn>]",
         # The endpoint's role reads every version of the model (rollbacks).
         "AwsSolutions-IAM5[Resource::arn:aws:s3:::my-models-bucket/digits/*]",
@@ -418,7 +420,8 @@ def test_every_log_group_is_encrypted_with_the_stacks_key(dev, prod, iam_auth):
 def test_gateway_lambda_reserves_concurrency_sized_from_the_throttle(dev, prod):
     for (_, template), burst in ((dev, 100), (prod, 400)):
         (function,) = template.find_resources(
-            "AWS::Lambda::Function", {"Properties": {"Handler": "prediction_gateway.handler.lambda_handler"}}
+            "AWS::Lambda::Function",
+            {"Properties": {"Handler": "prediction_gateway.handler.lambda_handler"}},
         ).values()
         reserved = function["Properties"]["ReservedConcurrentExecutions"]
         assert reserved == burst

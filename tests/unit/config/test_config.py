@@ -198,10 +198,9 @@ def test_manifest_picks_framework_container_and_content_type(tmp_path):
     )
     assert source.image.repository_arn == "arn:aws:ecr:eu-west-1:763104351884:repository/ray"
     assert source.container_env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
-    # A GPU instance type gets the CUDA image.
-    gpu = resolve_model_source(
-        build_config(CONTEXT, {"instance_type": "ml.g5.xlarge"}, region="eu-west-1"), tmp_path
-    )
+    # A GPU instance type gets the CUDA image (always on: scale to zero sizes CPU copies only).
+    on_gpu = {"instance_type": "ml.g5.xlarge", "capacity_mode": "always_on", "min_instances": 1}
+    gpu = resolve_model_source(build_config(CONTEXT, on_gpu, region="eu-west-1"), tmp_path)
     assert gpu.image.uri.endswith("ray:serve-ml-sagemaker-cuda-v1.4")
     # Config's container_env wins over the defaults.
     tuned = resolve_model_source(
@@ -366,3 +365,11 @@ def test_bad_capacity_settings_are_named(overrides, message):
 def test_every_kind_of_schedule_expression_is_accepted(schedule):
     cfg = build_config(CONTEXT, {"scaling_schedules": [{**NIGHTS, "schedule": schedule}]})
     assert cfg.scaling_schedules[0]["schedule"] == schedule
+
+
+@pytest.mark.parametrize("instance_type", ["ml.g4dn.xlarge", "ml.p3.2xlarge", "ml.t2.medium"])
+def test_scale_to_zero_on_an_instance_it_cannot_size_is_a_config_error(instance_type):
+    # A model copy is sized from the instance type; a type it cannot size must fail at config
+    # time with the key named, not as a traceback from deep inside synth.
+    with pytest.raises(ConfigError, match=f"instance_type='{instance_type}'.*always_on"):
+        build_config(CONTEXT, {"stage": "dev", "instance_type": instance_type})
