@@ -33,11 +33,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Never wait on the EC2 metadata service for credentials on a machine that is not EC2.
 export AWS_EC2_METADATA_DISABLED ?= true
 
-.PHONY: help install test lint typecheck local synth artifacts doctor deploy destroy bootstrap github-oidc cost \
-	data weights upload-data train-sagemaker tune-sagemaker bench bench-tools reliability clean
+.PHONY: help install test unit integration infra e2e reliability lint typecheck local synth artifacts doctor deploy destroy bootstrap github-oidc cost \
+	data weights upload-data train-sagemaker tune-sagemaker bench bench-tools reliability-report clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 # --- set-up -------------------------------------------------------------------------------------
 $(STAMPS)/python: requirements.txt requirements-ml.txt requirements-dev.txt lambda_src/requirements.txt
@@ -60,11 +60,29 @@ lint: install ## ruff (lint + format check)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install ## mypy on stacks/ and lambda_src/
+typecheck: install ## mypy on every package (the list: [tool.mypy] in pyproject.toml)
 	$(BIN)/mypy
 
-test: install lint typecheck ## Install, lint, type-check, then run the whole test suite
-	$(BIN)/python -m pytest
+# The test layers, each a folder under tests/. PYTEST_ARGS passes options on: PYTEST_ARGS="-x -k name".
+PYTEST := $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: install lint typecheck ## Install, lint, type-check, then every test layer (one pytest run)
+	$(PYTEST) tests
+
+unit: install ## Unit tests: logic only, no TensorFlow or torch, under a minute
+	$(PYTEST) tests/unit
+
+integration: install ## Integration tests: real models, training scripts, the local stage's parts
+	$(PYTEST) tests/integration
+
+infra: install ## Infrastructure tests: the synthesized CloudFormation templates
+	$(PYTEST) tests/infra
+
+e2e: install ## End-to-end tests: the whole local stage over real HTTP
+	$(PYTEST) tests/e2e
+
+reliability: install ## The quick version of every reliability scenario, as tests (tests/reliability/)
+	$(PYTEST) tests/reliability
 
 # --- the default model: digits, trained and exported offline ------------------------------------
 PORT ?= 3000
@@ -180,8 +198,8 @@ tune-sagemaker: install ## A SageMaker hyperparameter tuning job; ARGS="--max-jo
 bench: install bench-tools ## Run the benchmarks under bench/ (minutes; results in bench/results/)
 	@for b in bench/*.py; do echo "==> $$b"; $(BIN)/python $$b; done
 
-# QUICK=1: the short version that `make test` also runs (tests/reliability/).
-reliability: install ## The reliability suite: load, faults, bad input, training faults, teardown (~15 min; writes RELIABILITY.md)
+# QUICK=1: the short version that `make reliability` (tests/reliability/) also runs.
+reliability-report: install ## The measured reliability suite: load, faults, bad input, training faults, teardown (~15 min; writes RELIABILITY.md)
 	$(BIN)/python -m reliability $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
 # wrk (a C load generator, Debian package) drives the local-stage benchmark without taking the

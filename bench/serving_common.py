@@ -45,7 +45,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "training"))
 
 from local_stage.cli import free_port  # noqa: E402
-from local_stage.testing import PYTORCH_IMAGE, write_cloud_assembly  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CPUS = os.cpu_count() or 1
@@ -415,16 +414,36 @@ def one_client(
     }
 
 
+def synth_stack(out: Path, context: dict[str, str]) -> Path:
+    """The project's CDK app synthesized into ``out`` (cdk.json's context plus ``context``)."""
+    full = {**json.loads((REPO / "cdk.json").read_text())["context"], **context}
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps(full),
+        "CDK_OUTDIR": str(out),
+        "CDK_DEFAULT_ACCOUNT": "123456789012",
+        "CDK_DEFAULT_REGION": "us-east-1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"synth failed:\n{result.stderr[-3000:]}")
+    return out
+
+
 def bench_full_path(tarball: Path, png: bytes, work: Path, seconds: float) -> dict[str, Any]:
     """p50 at one client: model container, runtime API and API front, alternating per request."""
-    out = write_cloud_assembly(
+    out = synth_stack(
         work / "cdk.out",
-        stack_name="MlServing-bench-digits",
-        model_tarball=tarball,
-        lambda_dir=REPO / "lambda_src",
-        image=PYTORCH_IMAGE,
-        throttle_rate=100000,
-        throttle_burst=100000,
+        {
+            "artifact_path": str(tarball),
+            "stage": "dev",
+            "model": "digits",
+            "throttle_rate_limit": "10000",
+            "throttle_burst_limit": "5000",
+        },
     )
     port = free_port()
     run = work / "run"
@@ -435,7 +454,7 @@ def bench_full_path(tarball: Path, png: bytes, work: Path, seconds: float) -> di
             "local_stage",
             "up",
             "--stack",
-            "MlServing-bench-digits",
+            "MlServing-dev-digits",
             "--app-dir",
             str(out),
             "--port",

@@ -48,7 +48,7 @@ class Report:
 
 def _imports(script: Path) -> set[str]:
     tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)

@@ -31,13 +31,13 @@ from reliability.report import (
 SCENARIOS = ("load", "faults", "bad_input", "training_faults", "teardown")
 
 PREAMBLE = """
-What the stack survives, measured by `make reliability` (`python -m reliability`): load past the
+What the stack survives, measured by `make reliability-report` (`python -m reliability`): load past the
 throttle, faults injected under load, malformed requests, killed and corrupted training runs, and
 what `cdk destroy` leaves. The load, fault and bad-input scenarios run against the local stage
 (the synthesized stack served on this machine: API front, the real Lambda code, runtime API and
 model containers; docs/local-stage.md), so figures are this machine's, not AWS's; what they show is
-how each layer answers, not how fast AWS is. `make test` runs a shorter version of every scenario
-(tests/reliability/) and fails on any failed check.
+how each layer answers, not how fast AWS is. `make reliability` (part of `make test`) runs a
+shorter version of every scenario (tests/reliability/) and fails on any failed check.
 """
 
 

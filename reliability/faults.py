@@ -3,7 +3,7 @@ runtime API killed; for each, which requests failed, how, and how long until eve
 succeeded again.
 
 The real CDK app is synthesized around the local stage's test model
-(``local_stage.testing.build_torch_artifact``: a tiny model for AWS's Ray Serve container whose
+(``reliability.fault_model``: a tiny model for AWS's Ray Serve container whose
 ``inference.py`` obeys control inputs: ``sleep_s`` sleeps, ``fail`` raises ``ValueError``) and
 served by the local stage with the real Lambda handler, which passes an ``{"instances": ...}``
 body to the endpoint byte for byte, so every fault travels the whole path a client's request
@@ -29,8 +29,9 @@ from typing import Any
 import requests
 
 from local_stage.ray_container import replica_pids
-from local_stage.testing import build_torch_artifact, pack
+from model_export.tarball import write_tarball
 from reliability import harness, plots
+from reliability.fault_model import build_torch_artifact
 from reliability.report import Section, Table
 
 log = logging.getLogger(__name__)
@@ -456,7 +457,8 @@ def evaluate(section: Section, outcomes: list[Outcome]) -> None:
 
 def build_assembly(workdir: Path) -> Path:
     model_dir = build_torch_artifact(workdir / "model")
-    tarball = pack(model_dir, workdir / "artifacts" / "faults" / "model.tar.gz")
+    tarball = workdir / "artifacts" / "faults" / "model.tar.gz"
+    write_tarball(model_dir, tarball)
     return harness.synth(
         workdir / "cdk.out",
         {

@@ -108,7 +108,7 @@ def machine() -> str:
 def provenance(quick: bool) -> str:
     """``2026-12-06 02:46 UTC, Linux x86_64, 2 CPUs, Python 3.11.7, commit 37b871b, full run``."""
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    run = "quick run (`make reliability QUICK=1`)" if quick else "full run"
+    run = "quick run (`make reliability-report QUICK=1`)" if quick else "full run"
     return f"{when}, {machine()}, commit {_git_commit()}, {run}"
 
 
@@ -118,8 +118,8 @@ def write_markdown(sections: list[Section], out: Path, *, preamble: str) -> None
         "",
         preamble.strip(),
         "",
-        "Each scenario says when, where and at which commit it was measured: `make reliability`"
-        " runs them all, `make reliability ONLY=load,faults` re-measures those and keeps the"
+        "Each scenario says when, where and at which commit it was measured: `make reliability-report`"
+        " runs them all, `make reliability-report ONLY=load,faults` re-measures those and keeps the"
         " others' last results (`reliability/results/latest.json`).",
         "",
         "| scenario | result | time | measured |",

@@ -1,4 +1,4 @@
-"""The quick versions of `make reliability`'s scenarios: each fails on any failed check."""
+"""The quick versions of `make reliability-report`'s scenarios: each fails on any failed check."""
 
 from __future__ import annotations
 

@@ -195,20 +195,6 @@ def test_actionlint_passes(lint_report, name):
 # --- headers, triggers, permissions ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_each_workflow_starts_with_a_header_saying_what_it_does_and_needs(name):
-    text = (WORKFLOWS / f"{name}.yml").read_text()
-    header = []
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        header.append(line)
-    assert len(header) >= 3, f"{name}.yml needs a header comment saying what it does"
-    assert any(line.startswith("# Needs:") for line in header), (
-        f"{name}.yml's header must list the variables/secrets it needs ('# Needs: ...')"
-    )
-
-
 def test_default_token_permissions_are_read_only_everywhere(workflows):
     for name, document in workflows.items():
         assert document["permissions"] == {"contents": "read"}, name

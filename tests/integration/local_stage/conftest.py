@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from local_stage.cli import free_port
-from local_stage.testing import build_torch_artifact
+from reliability.fault_model import build_torch_artifact
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -32,7 +32,7 @@ def tf_artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # One subprocess builds both (importing TensorFlow once costs seconds).
     base = tmp_path_factory.mktemp("tf")
     code = (
-        "import sys; from pathlib import Path; from local_stage.testing import build_tf_artifact;"
+        "import sys; from pathlib import Path; from tests.support.artifacts import build_tf_artifact;"
         "build_tf_artifact(Path(sys.argv[1]));"
         "build_tf_artifact(Path(sys.argv[2]), with_handlers=True)"
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import requests
 
-from local_stage.testing import HTTP_TIMEOUT_S
+from tests.support.artifacts import HTTP_TIMEOUT_S
 
 pytestmark = pytest.mark.slow
 post = functools.partial(requests.post, timeout=HTTP_TIMEOUT_S)

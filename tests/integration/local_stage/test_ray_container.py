@@ -20,8 +20,9 @@ import pytest
 import requests
 
 from local_stage.ray_container import RayContainer
-from local_stage.testing import HTTP_TIMEOUT_S, build_torch_artifact
 from model_export.containers import PyTorchContainer
+from reliability.fault_model import build_torch_artifact
+from tests.support.artifacts import HTTP_TIMEOUT_S
 
 pytestmark = pytest.mark.slow
 post = functools.partial(requests.post, timeout=HTTP_TIMEOUT_S)

@@ -15,7 +15,7 @@ import requests
 
 from local_stage.cli import free_port
 from local_stage.procs import PID_HEADER, Child, Supervisor
-from local_stage.testing import HTTP_TIMEOUT_S
+from tests.support.artifacts import HTTP_TIMEOUT_S
 
 from .conftest import REPO, stop_process
 

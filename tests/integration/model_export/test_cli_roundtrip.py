@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from model_export import fixtures
+from tests.support import model_dirs as fixtures
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow

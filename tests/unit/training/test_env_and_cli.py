@@ -102,31 +102,3 @@ def test_several_instances_without_torchrun_are_refused(no_sagemaker, monkeypatc
     env.require_one_host_unless_distributed("x.py", distributed=True)
     with pytest.raises(env.UsageError, match="2 instances.*algo-2.*torchrun"):
         env.require_one_host_unless_distributed("x.py", distributed=False)
-
-
-@pytest.mark.parametrize(
-    "script", ["image_classifier_torch", "image_classifier_keras", "sentiment_lstm_keras"]
-)
-def test_the_seed_scripts_flag_spellings_are_aliases(script, no_sagemaker):
-    import importlib
-
-    module = importlib.import_module(script)
-    for argv in (
-        ["--learning-rate", "0.01", "--gpu-count", "0", "--epochs", "3"],
-        ["--learning_rate", "0.01", "--gpu_count", "0", "--epochs", "3"],  # SageMaker's form
-    ):
-        args = module.parse_args(argv)
-        assert (args.lr, args.gpu_count, args.epochs) == (0.01, 0, 3)
-    if script == "image_classifier_torch":
-        assert module.parse_args(["--gpu-count", "0"]).device == "cpu"
-        assert module.parse_args(["--gpu-count", "2"]).device == "cuda"
-        assert module.parse_args([]).device == "auto"
-
-
-def test_gpu_count_contradicting_device_is_a_usage_error(no_sagemaker, capsys):
-    import image_classifier_torch
-
-    with pytest.raises(SystemExit) as info:
-        image_classifier_torch.parse_args(["--gpu-count", "0", "--device", "cuda"])
-    assert info.value.code == 2
-    assert "--gpu-count 0 contradicts --device cuda" in capsys.readouterr().err

@@ -200,7 +200,7 @@ def test_model_dir_reloads_the_original_model(
 
 
 def test_model_dir_of_another_model_is_caught(torch_artifact, tmp_path):
-    from model_export import fixtures
+    from tests.support import model_dirs as fixtures
 
     other_dir, _ = fixtures.write_torch_model_dir(tmp_path / "other", seed=7)
     report = verify(torch_artifact[0].tarball, model_dir=other_dir)
@@ -208,7 +208,7 @@ def test_model_dir_of_another_model_is_caught(torch_artifact, tmp_path):
 
 
 def test_a_retrained_model_with_another_shape_is_a_clear_error(torch_artifact, tmp_path):
-    from model_export import fixtures
+    from tests.support import model_dirs as fixtures
 
     other_dir, _ = fixtures.write_torch_model_dir(tmp_path / "other", class_names=("a", "b"))
     report = verify(torch_artifact[0].tarball, model_dir=other_dir)

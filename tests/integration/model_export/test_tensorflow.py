@@ -15,10 +15,10 @@ from PIL import Image
 from model_export import manifest as manifest_lib
 from model_export.containers import TFServingContainer, find_saved_models, load
 from model_export.errors import ExportError
-from model_export.fixtures import write_keras_image_model_dir
 from model_export.keras_export import export_keras
 from model_export.tarball import safe_extract
 from model_export.verify import verify
+from tests.support.model_dirs import write_keras_image_model_dir
 
 ATOL = 1e-5
 

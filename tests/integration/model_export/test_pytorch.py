@@ -257,7 +257,7 @@ def test_two_artifacts_live_in_one_process(torch_artifact, tmp_path, torch_model
     # The local model server may serve several artifacts: their handler state must not mix.
     model_dir, arch = torch_model
     five = tmp_path / "five"
-    from model_export import fixtures
+    from tests.support import model_dirs as fixtures
 
     other_dir, other_arch = fixtures.write_torch_model_dir(
         five, class_names=("a", "b", "c", "d", "e"), seed=1

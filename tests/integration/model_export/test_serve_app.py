@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from local_stage.testing import build_torch_artifact, build_torchscript_artifact
 from model_export.containers import PyTorchContainer, Request
+from reliability.fault_model import build_torch_artifact
+from tests.support.artifacts import build_torchscript_artifact
 
 
 @pytest.fixture(scope="module")

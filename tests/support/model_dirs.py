@@ -1,4 +1,4 @@
-"""Tiny trained-model folders in the contract's layout, for tests (ours and the local stage's).
+"""Tiny trained-model folders in the contract's layout, for the export and serving tests.
 
 They stand in for what ``training/`` writes, so tests can export and serve real artifacts in
 seconds without running a training script. Weights are random but fixed by ``seed``.
@@ -7,35 +7,13 @@ seconds without running a training script. Weights are random but fixed by ``see
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-# Same contract as training/torch_models.py: build_model(arch, num_classes), torch + stdlib only.
-TINY_TORCH_MODELS = '''"""A tiny architecture module with the build_model contract (tests only)."""
-
-import torch
-from torch import nn
-
-ARCHS = ("tiny_cnn",)
-
-
-class TinyCNN(nn.Module):
-    def __init__(self, num_classes):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, kernel_size=3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.pool = nn.AdaptiveAvgPool2d((2, 2))
-        self.fc = nn.Linear(16, num_classes)
-
-    def forward(self, x):
-        return self.fc(torch.flatten(self.pool(torch.relu(self.bn(self.conv(x)))), 1))
-
-
-def build_model(arch, num_classes):
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}")
-    return TinyCNN(num_classes)
-'''
+# Same contract as training/torch_models.py (build_model(arch, num_classes), torch + stdlib only),
+# copied beside the model as the architecture module an export packs.
+TINY_TORCH_MODELS = Path(__file__).parent / "model_sources" / "tiny_torch_models.py"
 
 DIGIT_NAMES = ("zero", "one", "two")
 
@@ -54,7 +32,7 @@ def write_torch_model_dir(
 
     root.mkdir(parents=True, exist_ok=True)
     arch_path = root / "torch_models.py"
-    arch_path.write_text(TINY_TORCH_MODELS, encoding="utf-8")
+    shutil.copyfile(TINY_TORCH_MODELS, arch_path)
     spec = importlib.util.spec_from_file_location(f"_tiny_torch_models_{seed}", arch_path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
