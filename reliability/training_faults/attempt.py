@@ -86,7 +86,29 @@ def run_attempt(
     """One start of the run; SIGKILL once it has logged step ``target`` (global, 1-based)."""
     attempt = Attempt(number, target)
     attempt.log_path = run_dir / f"attempt-{number}.log"
-    command = [
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        _command(script, data, run_dir),
+        cwd=REPO,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    text, last_step = _run_until(proc, target, f"attempt {number} of {script.name}")
+    attempt.seconds = time.monotonic() - start
+    attempt.returncode = proc.returncode
+    attempt.log_path.write_text(text)
+    if proc.returncode == -signal.SIGKILL:
+        attempt.killed_at = last_step
+    _read_resume(attempt, text, run_dir)
+    return attempt
+
+
+def _command(script: Script, data: Path, run_dir: Path) -> list[str]:
+    return [
         sys.executable,
         str(REPO / "training" / script.path),
         "--data", str(data),
@@ -97,17 +119,10 @@ def run_attempt(
         "--log-every-steps", "1",
         *_outputs(run_dir),
     ]  # fmt: skip
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    )
+
+
+def _run_until(proc: subprocess.Popen[str], target: int | None, what: str) -> tuple[str, int]:
+    """Follow the run's progress lines; SIGKILL it at step ``target``. (Its log, last step.)"""
     lines: list[str] = []
     last_step = [0]
     reached = threading.Event()
@@ -126,7 +141,7 @@ def run_attempt(
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        deadline = start + ATTEMPT_TIMEOUT_S
+        deadline = time.monotonic() + ATTEMPT_TIMEOUT_S
         while proc.poll() is None and time.monotonic() < deadline:
             if reached.wait(0.01):
                 proc.send_signal(signal.SIGKILL)
@@ -136,7 +151,7 @@ def run_attempt(
                 proc.kill()
                 proc.wait(timeout=60)
                 raise RuntimeError(
-                    f"attempt {number} of {script.name} neither finished nor reached step "
+                    f"{what} neither finished nor reached step "
                     f"{target} within {ATTEMPT_TIMEOUT_S} s (last step {last_step[0]})"
                 )
         proc.wait(timeout=60)
@@ -145,15 +160,13 @@ def run_attempt(
             proc.kill()
             proc.wait()
     reader.join(timeout=30)
-    attempt.seconds = time.monotonic() - start
-    attempt.returncode = proc.returncode
-    text = "".join(lines)
-    attempt.log_path.write_text(text)
-    if proc.returncode == -signal.SIGKILL:
-        attempt.killed_at = last_step[0]
+    return "".join(lines), last_step[0]
+
+
+def _read_resume(attempt: Attempt, text: str, run_dir: Path) -> None:
+    """Where the attempt resumed from, what it skipped as corrupt, what it left on disk."""
     match = RESUMED.search(text)
     attempt.resumed_from = int(match[2]) if match else 0
     ckpt_dir = f"{run_dir / 'ckpt'}/"  # shorter evidence: paths relative to the checkpoint dir
     attempt.skipped = [(m[1], m[2].replace(ckpt_dir, "")) for m in SKIPPED.finditer(text)]
     attempt.on_disk = [c.global_step for c in checkpoints(run_dir)]
-    return attempt
