@@ -22,16 +22,23 @@ def event_strategy() -> Any:
     from hypothesis import strategies as st
 
     samples = [_sample(p.name) for p in sorted(EVENTS.glob("*.json"))]
-    b64_png = base64.b64encode(PNG_SIGNATURE + bytes(40)).decode()
-    huge = [
-        json.dumps({"texts": ["a" * (7 * 2**20)]}),
-        json.dumps({"images": [base64.b64encode(bytes(5 * 2**20)).decode()] * 2}),
-        base64.b64encode(PNG_SIGNATURE + bytes(7 * 2**20)).decode(),
-        "[" * 200_000 + "]" * 200_000,
-        '{"instances": ' + "[" * 100_000 + "1" + "]" * 100_000 + "}",
-        "x" * (6 * 2**20 + 1),
-    ]
-    odd_text = st.text(
+    odd_text = _odd_text(st)
+    json_value = _json_value(st, odd_text)
+    anything = json_value | st.lists(json_value, max_size=2)
+    events = _events(
+        st,
+        samples=samples,
+        odd_text=odd_text,
+        anything=anything,
+        bodies=_bodies(st, odd_text, json_value),
+        content_types=_content_types(st, odd_text),
+    )
+    # Mostly events (nine in ten), the rest not an event at all.
+    return st.integers(0, 9).flatmap(lambda n: events() if n else anything | st.just(None))
+
+
+def _odd_text(st: Any) -> Any:
+    return st.text(
         # Letters, marks, symbols, controls (NUL), format characters, private use, unassigned and
         # lone surrogates (Cs): what a JSON string can carry as a \u escape.
         alphabet=st.characters(
@@ -39,8 +46,11 @@ def event_strategy() -> Any:
         ),
         max_size=40,
     ) | st.sampled_from(["\x00", "\ud800", "\udfff", "\ufeff{}", "\u202e", "\U0010ffff", "a\x00b"])
+
+
+def _json_value(st: Any, odd_text: Any) -> Any:
     scalars = st.none() | st.booleans() | st.integers() | st.floats() | odd_text
-    json_value = st.recursive(
+    return st.recursive(
         scalars,
         lambda inner: (
             st.lists(inner, max_size=4)
@@ -53,6 +63,23 @@ def event_strategy() -> Any:
         ),
         max_leaves=10,
     )
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, allow_nan=True)
+
+
+def _bodies(st: Any, odd_text: Any, json_value: Any) -> Any:
+    """Request bodies: none, odd text, JSON of any shape or of the API's keys, bad base64, huge."""
+    b64_png = base64.b64encode(PNG_SIGNATURE + bytes(40)).decode()
+    huge = [
+        json.dumps({"texts": ["a" * (7 * 2**20)]}),
+        json.dumps({"images": [base64.b64encode(bytes(5 * 2**20)).decode()] * 2}),
+        base64.b64encode(PNG_SIGNATURE + bytes(7 * 2**20)).decode(),
+        "[" * 200_000 + "]" * 200_000,
+        '{"instances": ' + "[" * 100_000 + "1" + "]" * 100_000 + "}",
+        "x" * (6 * 2**20 + 1),
+    ]
     shaped = st.fixed_dictionaries(
         {},
         optional={
@@ -60,15 +87,11 @@ def event_strategy() -> Any:
             for key in ("instances", "inputs", "image", "images", "text", "texts")
         },
     )
-
-    def dumps(doc: Any) -> str:
-        return json.dumps(doc, allow_nan=True)
-
-    bodies = st.one_of(
+    return st.one_of(
         st.none(),
         odd_text,
-        json_value.map(dumps),
-        shaped.map(dumps),
+        json_value.map(_dumps),
+        shaped.map(_dumps),
         st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()),
         st.sampled_from(["!!!!", "AAA", "A===", "====", "YQ", b64_png + "\n", "data:;base64,AAAA"]),
         st.sampled_from(huge),
@@ -76,7 +99,9 @@ def event_strategy() -> Any:
         | st.lists(st.integers(), max_size=2)
         | st.dictionaries(odd_text, odd_text, max_size=2),
     )
-    header_values = odd_text | st.none() | st.integers() | st.lists(odd_text, max_size=2)
+
+
+def _content_types(st: Any, odd_text: Any) -> Any:
     odd_content_types = (
         st.sampled_from(
             [
@@ -97,10 +122,22 @@ def event_strategy() -> Any:
         | st.integers()
     )
     # Half the events say JSON, so the body's own faults are reached, not only the 415.
-    content_types = st.booleans().flatmap(
+    return st.booleans().flatmap(
         lambda json_ct: st.just("application/json") if json_ct else odd_content_types
     )
-    anything = json_value | st.lists(json_value, max_size=2)
+
+
+def _events(
+    st: Any,
+    *,
+    samples: list[dict[str, Any]],
+    odd_text: Any,
+    anything: Any,
+    bodies: Any,
+    content_types: Any,
+) -> Any:
+    """A sample event with its headers, body, method, path and top-level fields broken."""
+    header_values = odd_text | st.none() | st.integers() | st.lists(odd_text, max_size=2)
 
     @st.composite
     def events(draw: Any) -> Any:
@@ -148,5 +185,4 @@ def event_strategy() -> Any:
             ctx[draw(st.sampled_from(sorted(ctx)))] = draw(anything)
         return event
 
-    # Mostly events (nine in ten), the rest not an event at all.
-    return st.integers(0, 9).flatmap(lambda n: events() if n else anything | st.just(None))
+    return events
