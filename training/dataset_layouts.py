@@ -128,13 +128,13 @@ def prepare_dogs(archives: dict[str, Path], out: Path, options: Options) -> None
             ):
                 continue
             relative = f"{parts[-2]}/{parts[-1]}"
-            split = official.get(relative)
-            if split is None:
+            member_split = official.get(relative)
+            if member_split is None:
                 continue
             handle = tar.extractfile(member)
             if handle is None:
                 continue
-            _write(out, split, _dog_class(parts[-2]), parts[-1], handle.read())
+            _write(out, member_split, _dog_class(parts[-2]), parts[-1], handle.read())
             written += 1
     if written != len(official):
         raise DatasetError(

@@ -28,6 +28,14 @@ from the handlers 500, as JSON ``{"code", "type", "message"}``.
 
 Only the standard library, numpy, torch, starlette and ray are imported: what the container ships
 (``model_export`` checks artifacts against that list). Runs on Python 3.11-3.13.
+
+One file, over the size the rest of the project keeps to, on purpose: it is copied into every
+artifact as ``code/serve_app.py`` and imported by Serve inside AWS's container as one module
+(``import_path: serve_app:app``), beside the user's own ``code/`` modules. Split into several
+modules, each would be a top-level name in that shared ``code/`` folder that a user's module
+could shadow, and the export, the manifest and the container checks would have to ship and
+verify them all. In order: errors, loading the user's script, splitting batches, the handlers
+(the contract and its defaults), step placement, and the Serve deployment.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fault scenario, quick: four faults under load through the whole stack (reliability/faults.py)."""
+"""The fault scenario, quick: four faults under load through the whole stack (reliability/faults/)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Benchmarks run on demand (`make bench`): each module here is one benchmark script."""

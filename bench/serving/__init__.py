@@ -1,0 +1,1 @@
+"""Parts of the serving benchmarks' shared code (``bench/serving_common.py`` re-exports them)."""
