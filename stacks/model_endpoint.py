@@ -13,6 +13,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.artifact import ServingImage
+from stacks.capacity import ROLLING_BATCH_PERCENT, update_headroom
 from stacks.common import data_removal_policy, nag_resource, retention
 from stacks.instance_types import copy_resources, is_gpu
 
@@ -308,7 +309,11 @@ class ModelEndpoint(Construct):
                     instance_type=instance_type,
                     initial_instance_count=initial_instance_count,
                     managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
-                        status="ENABLED", min_instance_count=0, max_instance_count=max_instances
+                        status="ENABLED",
+                        min_instance_count=0,
+                        # Copies stop at max_instances (the scalable target); a rolling model
+                        # update starts its batch beside them.
+                        max_instance_count=max_instances + update_headroom(max_instances),
                     ),
                     routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
                         routing_strategy="LEAST_OUTSTANDING_REQUESTS"
@@ -337,14 +342,16 @@ class ModelEndpoint(Construct):
             # SageMaker updates a component by rolling its copies, with the component's own
             # DeploymentConfig; the endpoint's blue/green policy never runs for it
             # (AWS::SageMaker::InferenceComponent DeploymentConfig, "Update inference
-            # components", SageMaker developer guide). One copy at a time; the wait after each
+            # components", SageMaker developer guide). Half the copies at a time; the wait after each
             # batch is the baking period the alarms watch.
             ic = sagemaker.CfnInferenceComponent
             self.inference_component.deployment_config = (
                 ic.InferenceComponentDeploymentConfigProperty(
                     rolling_update_policy=ic.InferenceComponentRollingUpdatePolicyProperty(
+                        # AWS accepts a batch of 5-50% of the copy count; a fixed count of
+                        # 1 would be 100% of a one-copy component and be refused.
                         maximum_batch_size=ic.InferenceComponentCapacitySizeProperty(
-                            type="COPY_COUNT", value=1
+                            type="CAPACITY_PERCENT", value=ROLLING_BATCH_PERCENT
                         ),
                         wait_interval_in_seconds=bake_s,
                         maximum_execution_timeout_in_seconds=max_execution_s,

@@ -79,12 +79,18 @@ def check_sagemaker_quota(
         f"min {config.min_instances}, max {config.max_instances}, initial "
         f"{config.initial_instance_count}"
     )
+    rolling = config.capacity_mode == "scale_to_zero"
+    how = (
+        "a rolling update starts a batch of copies beside the others"
+        if rolling
+        else "blue/green runs a second fleet beside the first"
+    )
     if value < need.create:
         report.add(
             check,
             "fail",
             f"'{name}' is {value} ({source}); creating the endpoint needs {need.create} "
-            f"and a model update {need.update_at_rest} (blue/green starts a second fleet)",
+            f"and a model update {need.update_at_rest} ({how})",
             *fixes,
         )
     elif value < need.update_at_rest:
@@ -92,16 +98,15 @@ def check_sagemaker_quota(
             check,
             "fail",
             f"'{name}' is {value} ({source}): the first deploy fits, but every model update "
-            f"needs {need.update_at_rest} (blue/green runs a second fleet beside the first; "
-            f"{sizes})",
+            f"needs {need.update_at_rest} ({how}; {sizes})",
             *fixes,
         )
     elif value < need.update_at_peak:
         report.add(
             check,
             "warn",
-            f"'{name}' is {value} ({source}): an update while autoscaling runs more than "
-            f"{value // 2} instances fails and rolls back; {need.update_at_peak} covers one at "
+            f"'{name}' is {value} ({source}): an update while autoscaling runs many "
+            f"instances fails and rolls back ({how}); {need.update_at_peak} covers one at "
             f"max_instances ({sizes}); {shared}",
             *fixes,
         )
@@ -110,5 +115,5 @@ def check_sagemaker_quota(
             check,
             "ok",
             f"'{name}' is {value} ({source}), enough for {need.update_at_peak} "
-            f"(a blue/green update at max_instances {config.max_instances}); {shared}",
+            f"(an update at max_instances {config.max_instances}: {how}); {shared}",
         )

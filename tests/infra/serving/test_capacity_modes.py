@@ -34,7 +34,8 @@ def test_scale_to_zero_variant_has_no_model_and_managed_instances_from_zero(dev_
     assert variant["ManagedInstanceScaling"] == {
         "Status": "ENABLED",
         "MinInstanceCount": 0,
-        "MaxInstanceCount": 2,
+        # max_instances 2 copies, and room for a rolling update's batch (half of them) beside.
+        "MaxInstanceCount": 3,
     }
     assert variant["RoutingConfig"] == {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}
     assert variant["InstanceType"] == "ml.m5.large"
@@ -54,7 +55,11 @@ def test_the_model_is_an_inference_component_sized_one_copy_per_instance(dev_sca
     assert needs["NumberOfCpuCoresRequired"] == 1
     # Model updates roll the component's copies with the rollback alarms.
     rollout = ic["DeploymentConfig"]
-    assert rollout["RollingUpdatePolicy"]["MaximumBatchSize"] == {"Type": "COPY_COUNT", "Value": 1}
+    # The largest batch AWS accepts (5-50% of the copy count: a count of 1 is 100% of one copy).
+    assert rollout["RollingUpdatePolicy"]["MaximumBatchSize"] == {
+        "Type": "CAPACITY_PERCENT",
+        "Value": 50,
+    }
     assert rollout["AutoRollbackConfiguration"]["Alarms"]
     endpoint = _one(template, "AWS::SageMaker::Endpoint")["Properties"]
     assert "DeploymentConfig" not in endpoint

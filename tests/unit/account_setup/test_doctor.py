@@ -513,17 +513,48 @@ def test_dev_reserves_its_throttle_burst_and_says_how_to_reserve_less(aws: Aws):
 @pytest.mark.parametrize(
     ("value", "status", "says"),
     [
+        (0.0, "fail", "creating the endpoint needs 1 and a model update 2 (a rolling update"),
+        (1.0, "fail", "every model update needs 2 (a rolling update"),
+        (2.0, "warn", "3 covers one at max_instances"),
+        (3.0, "ok", "enough for 3"),
+    ],
+)
+def test_the_endpoint_quota_against_a_rolling_update_of_a_scale_to_zero_stage(
+    aws: Aws, value: float, status: str, says: str
+):
+    # dev scales to zero: one copy to start, up to 2; a rolling update starts half the copies
+    # (at least one) beside them, so 2 at rest and 3 at max_instances.
+    cfg = config()
+    assert (cfg.capacity_mode, cfg.initial_instance_count, cfg.max_instances) == (
+        "scale_to_zero",
+        1,
+        2,
+    )
+    aws.identity()
+    aws.bootstrap(33)
+    aws.stack(cfg.stack_name, None)
+    aws.lambda_limits(total=1000, unreserved=1000)
+    aws.endpoint_quota(value)
+
+    finding = only(run(aws, cfg), "SageMaker quota")
+
+    assert finding.status == status and says in finding.summary, finding
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "says"),
+    [
         (0.0, "fail", "creating the endpoint needs 1"),
         (1.0, "fail", "every model update needs 2"),
-        (2.0, "warn", "an update while autoscaling runs more than 1 instances fails"),
+        (2.0, "warn", "an update while autoscaling runs many instances fails"),
         (4.0, "ok", "enough for 4"),
     ],
 )
 def test_the_endpoint_quota_against_a_blue_green_update(
     aws: Aws, value: float, status: str, says: str
 ):
-    # dev: 1 instance to start, autoscaling up to 2; blue/green needs as many again
-    cfg = config()
+    # always on: 1 instance to start, autoscaling up to 2; blue/green needs as many again
+    cfg = config(capacity_mode="always_on", min_instances=1)
     assert (cfg.initial_instance_count, cfg.min_instances, cfg.max_instances) == (1, 1, 2)
     aws.identity()
     aws.bootstrap(33)
@@ -579,7 +610,7 @@ def test_a_quota_never_raised_is_found_among_the_aws_defaults(aws: Aws):
 
 
 def test_an_instance_type_without_a_hosting_quota_is_a_warning(aws: Aws):
-    cfg = config(instance_type="ml.x9.large")
+    cfg = config(instance_type="ml.x9.large", capacity_mode="always_on", min_instances=1)
     aws.identity()
     aws.bootstrap(33)
     aws.stack(cfg.stack_name, None)
