@@ -371,7 +371,6 @@ def _model_server_children(
             routing["variants"].append(
                 {
                     "name": variant.name,
-                    "weight": variant.weight,
                     "instances": urls,
                     **_component_routing(variant),
                 }
@@ -438,7 +437,6 @@ def _model_server_children(
         routing["variants"].append(
             {
                 "name": variant.name,
-                "weight": variant.weight,
                 "instances": urls,
                 **_component_routing(variant),
             }

@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit, each way
 FORWARDED_HEADERS = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes")
 LOCAL_ACCOUNT = "000000000000"
 # InvokeEndpoint's InferenceComponentName (botocore's sagemaker-runtime service model).
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 COMPONENT_HEADER = "X-Amzn-SageMaker-Inference-Component"
 # SageMaker's answer while an inference component has no copy (AWS ML blog, "Unlock cost savings
 # with the new scale down to zero feature in SageMaker Inference").
@@ -72,7 +72,6 @@ class Instance:
 class Variant:
     name: str
     instances: list[Instance]
-    weight: float = 1.0
     _rr: int = 0
     # The inference component the variant hosts, and its scale-to-zero state: copies is the
     # desired copy count (0 or 1 here); warming while the copy's instances are starting.
@@ -292,10 +291,8 @@ class RuntimeApi:
                 400,
                 f"Variant {target} not found for endpoint {endpoint.name} (variants: {names}).",
             )
-        if len(endpoint.variants) == 1:
-            return endpoint.variants[0]
-        weights = [v.weight for v in endpoint.variants]
-        return random.choices(endpoint.variants, weights=weights)[0]  # noqa: S311 (routing, not crypto)
+        (variant,) = endpoint.variants  # the template reader admits one variant per endpoint
+        return variant
 
     @staticmethod
     def _with_capacity(variant: Variant) -> Variant:
@@ -313,12 +310,19 @@ class RuntimeApi:
 
     async def invoke(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())
+        # The caller's InferenceId (the gateway sends API Gateway's request id): logged beside
+        # SageMaker's own request id, so one grep joins this hop to the API's and the Lambda's.
+        inference_id = request.headers.get(INFERENCE_ID_HEADER, "-")
         self.in_flight += 1
         try:
-            return await self._invoke(request, request_id)
+            response = await self._invoke(request, request_id)
+            log.debug("%s inference %s: %d", request_id, inference_id, response.status)
+            return response
         except RuntimeError_ as err:
             if err.status >= 500 or err.code in ("ModelError", "ThrottlingException"):
-                log.warning("%s %s: %s", request_id, err.code, err.message)
+                log.warning(
+                    "%s inference %s %s: %s", request_id, inference_id, err.code, err.message
+                )
             return error_response(err, request_id)
         finally:
             self.in_flight -= 1
@@ -474,7 +478,7 @@ class RuntimeApi:
 
 
 def endpoints_from_config(config: dict[str, Any]) -> dict[str, Endpoint]:
-    """``{"endpoints": {name: {"container_timeout_s": 60, "variants": [{"name", "weight",
+    """``{"endpoints": {name: {"container_timeout_s": 60, "variants": [{"name",
     "instances": [url, ...], "inference_component", "idle_s"}]}}}`` (what ``up`` writes) →
     Endpoint objects."""
     endpoints = {}
@@ -482,7 +486,6 @@ def endpoints_from_config(config: dict[str, Any]) -> dict[str, Endpoint]:
         variants = [
             Variant(
                 name=v["name"],
-                weight=float(v.get("weight", 1.0)),
                 instances=[
                     Instance(url=url.rstrip("/"), instance_id=f"i-local-{v['name']}-{i}")
                     for i, url in enumerate(v["instances"])

@@ -2,7 +2,7 @@
 
 Everything the local stage runs comes from here, not from a second copy of config: the SageMaker
 Model (container image → flavour, container environment, ``ModelDataUrl`` → the asset file in
-``cdk.out``), the EndpointConfig's variants (name, initial instance count, weight), the Lambda
+``cdk.out``), the EndpointConfig's variant (name, initial instance count), the Lambda
 function an API method integrates with (handler, runtime, environment, code asset directory,
 timeout), and the REST API (stage name, binary media types, methods with ``ApiKeyRequired``, stage
 method throttling, usage-plan throttle).
@@ -80,7 +80,6 @@ class VariantSpec:
     model: ModelSpec
     initial_instance_count: int
     instance_type: str
-    weight: float
     inference_component: ComponentSpec | None = None
 
 
@@ -412,12 +411,16 @@ def _read_endpoint(
                 model=_read_model(app_dir, assets, model_id, models[model_id], resolver),
                 initial_instance_count=count,
                 instance_type=str(pv.get("InstanceType", "serverless")),
-                weight=float(pv.get("InitialVariantWeight", 1.0)),
                 inference_component=component,
             )
         )
-    if not variants:
-        raise LocalStageError("the EndpointConfig has no ProductionVariants")
+    if len(variants) != 1:
+        # The stack deploys one production variant (or one inference component on it); traffic
+        # splitting between variants is not something it creates, so nor does this stage run it.
+        raise LocalStageError(
+            f"the EndpointConfig has {len(variants)} ProductionVariants; the local stage runs "
+            "endpoints with exactly one, as the stack deploys them"
+        )
     return EndpointSpec(logical_id=ep_id, name=name, variants=tuple(variants))
 
 

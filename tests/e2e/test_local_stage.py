@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -169,6 +170,20 @@ def test_a_model_error_reaches_the_client_as_a_clear_error(stage, http):
     error = resp.json()["error"]
     assert error["code"] in ("ModelRejectedInput", "ModelError")
     assert error["message"]
+    # One request id from the client to the endpoint: API Gateway's x-amzn-RequestId is what the
+    # Lambda answers and logs, and what the runtime API logs beside its own id (the InferenceId).
+    request_id = resp.headers["x-amzn-RequestId"]
+    assert request_id == resp.headers["X-Request-Id"] == resp.json()["requestId"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        hops = [line for line in stage.log().splitlines() if request_id in line]
+        if any("runtime-api" in line for line in hops) and any(
+            "api-front" in line for line in hops
+        ):
+            break
+        time.sleep(0.2)
+    assert any("runtime-api" in line and "ModelError" in line for line in hops), hops
+    assert any("api-front" in line and re.search(r'"status": ?4', line) for line in hops), hops
 
 
 def test_boto3_reaches_the_endpoint_through_the_runtime_api(stage, digits_data, monkeypatch):
