@@ -1,7 +1,7 @@
 """What the serving benchmarks share: artifacts, the raw forward, load generation, timing.
 
-Taken from the issue-7 benchmark of the local model server (measured side by side with Ray Serve
-in BENCHMARKS.md before that server's PyTorch flavour was removed):
+Shared so that every serving benchmark measures the same way (same artifact, same load, same
+clock), and their figures in BENCHMARKS.md can be compared:
 
 - ``make_artifact``: a PyTorch artifact exported by ``model_export`` (random weights) and a PNG;
 - ``raw_ceiling`` / ``raw_forward_fn``: in-process throughput at the best batch size, and one raw
@@ -40,14 +40,13 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from container_contract.ports import free_port
+from contracts.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from local_stage.testing import PYTORCH_IMAGE, write_cloud_assembly
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "training"))
 
-from local_stage.cli import free_port  # noqa: E402
-from local_stage.testing import PYTORCH_IMAGE, write_cloud_assembly  # noqa: E402
-
-MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+MEAN, STD = list(IMAGENET_MEAN), list(IMAGENET_STD)
 CPUS = os.cpu_count() or 1
 WRK_SCRIPT = REPO / "bench/wrk_post.lua"
 BLOCK_S = 0.5  # length of one raw or served block of the one-client measurement
@@ -56,10 +55,10 @@ GAP_S = 0.05  # idle time before each block: longer than OpenMP's spin after a p
 
 def make_artifact(arch: str, size: int, work: Path) -> tuple[Path, bytes]:
     import torch
-    import torch_models
     from PIL import Image
 
     from model_export.pytorch_export import export_pytorch
+    from training import torch_models
 
     torch.manual_seed(0)
     model_dir = work / f"{arch}-trained"
@@ -87,7 +86,8 @@ def make_artifact(arch: str, size: int, work: Path) -> tuple[Path, bytes]:
 def raw_model(arch: str) -> Any:
     """The model in eval mode, with a torch thread per core (the raw forward at its best)."""
     import torch
-    import torch_models
+
+    from training import torch_models
 
     torch.set_num_threads(CPUS)
     return torch_models.build_model(arch, 10).eval()

@@ -9,7 +9,7 @@ Trains the digits default (small_cnn, 32 px, CPU) for the same steps from two so
 
 The two alternate in short slices (10 steps files, 10 steps memory, ...) so load from other
 processes hits both alike; each round's throughput is total samples / total time of its slices,
-and the result is the median of the per-round ratios. Goal (issue 4): files >= 0.8x memory, with
+and the result is the median of the per-round ratios. Goal: files >= 0.8x memory (reading from disk must not starve the model), with
 the script's default worker count; 0 and 2 workers are measured alongside for reference.
 
     .venv/bin/python bench/training_input_pipeline.py [--rounds 5] [--slices 6]
@@ -32,12 +32,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "training"))
+from training import image_classifier_torch as script
+from training import torch_models
+from training.common import images
 
-import image_classifier_torch as script  # noqa: E402
-import torch_models  # noqa: E402
-from common import images  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -213,7 +212,7 @@ warm-up epoch (worker start-up and the cache fill are one-off costs per run).
 
 ![files / memory ratio](training_input_pipeline.png)
 
-AMP + channels-last vs fp32 on a GPU: not measured (no GPU in this session); both default on
+AMP + channels-last vs fp32 on a GPU: not measured here (needs a GPU); both default on
 only when CUDA is present (`--amp auto`, `--channels-last auto`).
 """,
         encoding="utf-8",

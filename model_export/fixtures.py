@@ -10,6 +10,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from contracts.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
 # Same contract as training/torch_models.py: build_model(arch, num_classes), torch + stdlib only.
 TINY_TORCH_MODELS = '''"""A tiny architecture module with the build_model contract (tests only)."""
 
@@ -74,8 +76,8 @@ def write_torch_model_dir(
         "num_classes": len(class_names),
         "class_names": list(class_names),
         "image_size": image_size,
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
     }
     (model_dir / "model_config.json").write_text(json.dumps(config), encoding="utf-8")
     (model_dir / "metrics.json").write_text(

@@ -38,7 +38,7 @@ from typing import Any
 import jsonschema
 import requests
 
-from reliability import harness
+from local_stage import harness
 from reliability.report import Section, Table
 from stacks.openapi import OPENAPI_PATH, draft4_schema
 

@@ -28,9 +28,10 @@ from typing import Any
 
 import requests
 
-from local_stage.ray_container import replica_pids
+from container_contract.ray_serve import replica_pids
+from local_stage import harness
 from local_stage.testing import build_torch_artifact, pack
-from reliability import harness, plots
+from reliability import plots
 from reliability.report import Section, Table
 
 log = logging.getLogger(__name__)

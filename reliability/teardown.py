@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reliability import harness
+from local_stage import harness
 from reliability.report import Section, Table
 
 # Resource types that hold data: what "dev leaves nothing, prod keeps the data" is about.

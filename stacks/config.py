@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from contracts.naming import STAGES, stack_name
+
 CONTEXT_ROOT = "ml-serving"
-STAGES = ("dev", "prod")
 FRAMEWORKS = ("pytorch", "tensorflow")
 API_AUTH_MODES = ("api_key", "iam")
 
@@ -119,7 +120,7 @@ class ServingConfig:
     # --- derived ---------------------------------------------------------------------------------
     @property
     def stack_name(self) -> str:
-        return f"MlServing-{self.stage}-{self.model}"
+        return stack_name(self.stage, self.model)
 
     @property
     def model_versions_url(self) -> str:

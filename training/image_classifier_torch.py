@@ -33,23 +33,25 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch_models
-from common import cli, env, images, pretrained, serving
-from common.checkpoint import (
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from contracts.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from training import torch_models
+from training.common import cli, env, images, pretrained, serving
+from training.common.checkpoint import (
     Checkpoint,
     CheckpointManager,
     check_fingerprint,
     publish_model_dir,
     write_file_atomically,
 )
-from common.health import HealthConfig, HealthMonitor
-from common.metrics import format_metrics
-from common.plotting import plot_history
-from common.progress import Progress
-from common.timing import TimeBreakdown, write_summary
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from training.common.health import HealthConfig, HealthMonitor
+from training.common.metrics import format_metrics
+from training.common.plotting import plot_history
+from training.common.progress import Progress
+from training.common.timing import TimeBreakdown, write_summary
 
 log = logging.getLogger("image_classifier_torch")
 
@@ -57,8 +59,7 @@ STEM = "image_classifier_torch"
 DEFAULTS = {"epochs": 10, "batch_size": 64, "lr": 1e-3}
 # ImageNet statistics: what torchvision's pretrained weights expect; recorded in model_config.json
 # so serving normalises identically.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 DEFAULT_IMAGE_SIZE = {"small_cnn": 32}  # the ResNets: 224
 SMOKE_STEPS, SMOKE_EVAL_SAMPLES = 3, 64
 HOLDOUT_FRACTION = 0.1  # of train, for validation when there is no valid channel

@@ -27,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: C
 import keras
 import numpy as np
 import tensorflow as tf
-from common import cli, env, keras_loop
+
+from training.common import cli, env, keras_loop
 
 log = logging.getLogger("sentiment_lstm_keras")
 

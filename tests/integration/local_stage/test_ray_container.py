@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import requests
 
-from local_stage.ray_container import RayContainer
+from container_contract.ray_serve import RayContainer
 from local_stage.testing import HTTP_TIMEOUT_S, build_torch_artifact
 from model_export.containers import PyTorchContainer
 

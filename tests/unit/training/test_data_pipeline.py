@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from image_classifier_torch import EpochBatches, EvalBatches
-from prepare_digits import split_indices
+
+from training.image_classifier_torch import EpochBatches, EvalBatches
+from training.prepare_digits import split_indices
 
 
 def indices(batches):

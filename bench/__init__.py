@@ -1,0 +1,1 @@
+"""Benchmarks of the serving and training paths (`make bench`); results in bench/results/."""
