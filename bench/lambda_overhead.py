@@ -68,6 +68,7 @@ def load_handler() -> Any:
             "POWERTOOLS_METRICS_NAMESPACE": "MlServing",
         }
     )
+    # The Lambda's code asset is its handler's import root, as in the Lambda runtime.
     sys.path.insert(0, str(LAMBDA_SRC))
     import handler
 

@@ -149,6 +149,8 @@ def load_handler(fn: FunctionSpec, env: dict[str, str]) -> Any:
     for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN"):
         os.environ.pop(key, None)
     os.environ.update(env)
+    # As the Lambda runtime does: the function's code asset is the handler's import root (the
+    # asset is the Lambda's deployment package, not a package of this project).
     sys.path.insert(0, str(fn.code_dir))
     module_name, _, func_name = fn.handler.rpartition(".")
     module = importlib.import_module(module_name)

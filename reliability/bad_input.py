@@ -344,6 +344,7 @@ def lambda_handler(endpoint_name: str, runtime_url: str) -> Iterator[Any]:
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         os.environ.pop(key, None)
     os.environ.update(env)
+    # The Lambda's code asset is its handler's import root, as in the Lambda runtime.
     sys.path.insert(0, str(LAMBDA_SRC))
     for name in ("handler", "gateway"):
         sys.modules.pop(name, None)
