@@ -65,7 +65,7 @@ lint: install ## ruff (lint + format check) and the import contracts (lint-impor
 	# PYTHONPATH: the tests are not installed; the contracts cover tests.e2e too.
 	PYTHONPATH=. $(BIN)/lint-imports
 
-typecheck: install ## mypy on stacks/ and lambda_src/
+typecheck: install ## mypy (the packages listed in pyproject.toml [tool.mypy])
 	$(BIN)/mypy
 
 test: install lint typecheck ## Install, lint, type-check, then run the whole test suite
