@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from contracts.naming import STACK_PREFIX
+
 POLICY_DIR = Path(__file__).resolve().parent / "cdk-execution-policy"
 POLICY_NAME_PREFIX = "MlServingCdkExecution-"
 # IAM's limit for a managed policy document, counted without whitespace.
@@ -38,7 +40,7 @@ MAX_POLICY_CHARS = 6144
 MAX_POLICIES = 4
 
 # Physical names CloudFormation generates start with the stack name (lower-cased for buckets).
-SERVING_PREFIX = "MlServing-"
+SERVING_PREFIX = STACK_PREFIX
 GITHUB_STACK_PREFIX = "GitHubOidc-"
 GITHUB_OIDC_PROVIDER = "token.actions.githubusercontent.com"
 # Application Auto Scaling creates this service-linked role the first time an endpoint variant is

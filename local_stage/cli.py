@@ -31,11 +31,13 @@ from container_contract.aio import serve_app
 from container_contract.artifact import unpack_artifact
 from container_contract.errors import ContainerError
 from container_contract.ports import BLOCK_SIZE, PortPool
+from contracts.naming import stack_name
 from local_stage.errors import LocalStageError
 
 log = logging.getLogger("local_stage")
 
 DEFAULT_PORT = 3000
+DEFAULT_STACK = stack_name("dev", "digits")  # what `make local` runs by default
 
 
 def _check_port(host: str, port: int) -> None:
@@ -538,8 +540,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _add_stack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stack",
-        default="MlServing-dev-digits",
-        help="the stack to run (default: MlServing-dev-digits)",
+        default=DEFAULT_STACK,
+        help=f"the stack to run (default: {DEFAULT_STACK})",
     )
     p.add_argument(
         "--app-dir",

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from container_contract.ports import PortPool
+from contracts.naming import stack_name
 from contracts.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from model_export.serve_config import ServeSettings
 
 REPO = Path(__file__).resolve().parents[1]
-DIGITS_STACK = "MlServing-dev-digits"
+DIGITS_STACK = stack_name("dev", "digits")
 IMAGE_SIZE = 16
 
 _PORTS = PortPool()  # the stages' API front ports, claimed for this process's life

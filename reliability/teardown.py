@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.naming import STAGES
 from local_stage import harness
 from reliability.report import Section, Table
 
@@ -63,7 +64,6 @@ ACCOUNT_LEVEL = "AWS::ApiGateway::Account"
 # rolls back, so a failed create can be retried (a plain Retain leaves those resources behind,
 # and the ones with fixed names collide with the retry).
 RETAIN_EXCEPT_ON_CREATE = "RetainExceptOnCreate"
-STAGES = ("dev", "prod")
 MODEL_DATA_URL = "s3://my-models-bucket/digits/v1/model.tar.gz"
 
 
