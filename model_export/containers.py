@@ -3,8 +3,9 @@
 ``verify`` uses this to prove an artifact works before deploy (and then also runs a PyTorch
 artifact in real Ray Serve, ``verify.verify_in_ray_serve``). There is one implementation of each
 container's contract: for PyTorch the artifact's own ``code/serve_app.py`` (its ``Handlers``, what
-its Ray Serve deployment calls), for TensorFlow the local model server's ``TfsHandler``
-(``local_stage/model_server/``, following the TF Serving DLC's source, CONTRACTS.md section 2).
+its Ray Serve deployment calls), for TensorFlow ``container_contract.tfs.TfsHandler`` (which the
+local model server serves over HTTP; it follows aws/deep-learning-containers'
+``scripts/docker/tensorflow/inference/sagemaker/`` sources).
 The classes here call their ``prepare`` -> ``run_batch`` -> ``finish`` steps in-process, without
 HTTP, so ``verify`` and the local stage cannot disagree.
 
