@@ -40,12 +40,15 @@ help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 # --- set-up -------------------------------------------------------------------------------------
-$(STAMPS)/python: requirements.txt requirements-ml.txt requirements-dev.txt lambda_src/requirements.txt
+$(STAMPS)/python: requirements.txt requirements-ml.txt requirements-dev.txt lambda_src/requirements.txt pyproject.toml
 	@echo "==> Python environment in $(VENV) (first run: about 5 minutes, 3.5 GB)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --progress-bar on -r requirements-dev.txt \
 		| { grep -v '^Requirement already satisfied' || true; }
+	# The project itself, in place: every package imports under one name (no sys.path edits).
+	# --no-deps: the pinned requirement sets above are the whole environment.
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/node: package.json package-lock.json
@@ -56,9 +59,11 @@ $(STAMPS)/node: package.json package-lock.json
 install: $(STAMPS)/python $(STAMPS)/node ## Install everything the project needs (idempotent)
 
 # --- checks -------------------------------------------------------------------------------------
-lint: install ## ruff (lint + format check)
+lint: install ## ruff (lint + format check) and the import contracts (lint-imports, pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# PYTHONPATH: the tests are not installed; the contracts cover tests.e2e too.
+	PYTHONPATH=. $(BIN)/lint-imports
 
 typecheck: install ## mypy on every package (the list: [tool.mypy] in pyproject.toml)
 	$(BIN)/mypy

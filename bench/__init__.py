@@ -1,1 +1,1 @@
-"""Benchmarks run on demand (`make bench`): each module here is one benchmark script."""
+"""Benchmarks of the serving and training paths (`make bench`); results in bench/results/."""

@@ -4,7 +4,7 @@ One run, side by side, on the same exported artifact and the same machine:
 
 - raw: in-process forward throughput at the model's best batch size (the ceiling), and one raw
   request (PNG decode + preprocessing + forward at batch 1);
-- Ray Serve behind the container's adapter (``local_stage.ray_container``, the fast HAProxy
+- Ray Serve behind the container's adapter (``container_contract.ray_serve``, the fast HAProxy
   ingress), the artifact's ``config.yaml`` rewritten per configuration: batching on
   (``@serve.batch``, 16 requests, 2 ms) and off;
 - N concurrent clients (wrk, ``bench/wrk_post.lua``) posting PNGs to ``/invocations``, and the
@@ -34,15 +34,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench import serving_common as lt
+from container_contract.artifact import unpack_artifact
+from container_contract.ray_serve import RayContainer
+from model_export.serve_config import CONFIG_NAME, ServeSettings
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-import serving_common as lt  # noqa: E402
-
-from local_stage.cli import unpack_artifact  # noqa: E402
-from local_stage.ray_container import RayContainer  # noqa: E402
-from model_export.serve_config import CONFIG_NAME, ServeSettings  # noqa: E402
 
 log = logging.getLogger("bench.ray_serve")
 MODELS = {"digits": ("small_cnn", 32), "resnet18": ("resnet18", 224)}

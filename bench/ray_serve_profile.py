@@ -23,15 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import serving_common as lt
+from container_contract.artifact import unpack_artifact
+from container_contract.ray_serve import RayContainer, descendants
+from model_export.serve_config import CONFIG_NAME, ServeSettings
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-import serving_common as lt  # noqa: E402
-
-from local_stage.cli import unpack_artifact  # noqa: E402
-from local_stage.ray_container import RayContainer, descendants  # noqa: E402
-from model_export.serve_config import CONFIG_NAME, ServeSettings  # noqa: E402
 
 HEADERS = {"Content-Type": "image/png"}
 TICK = os.sysconf("SC_CLK_TCK")
@@ -46,7 +43,7 @@ def cpu_ticks(pid: int) -> int:
 
 
 def label(name: str) -> str:
-    if "local_stage.ray_container" in name:
+    if "container_contract.ray_serve" in name:
         return "adapter + Ray driver (aiohttp)"
     if "haproxy" in name:
         return "HAProxy"
@@ -119,7 +116,7 @@ def main() -> int:
             lt.warm_up(client, "/invocations", png, HEADERS)
             client.close()
             # The container's own process (the adapter and Ray's driver) and everything below it.
-            pids = {ray.proc.pid: "python -m local_stage.ray_container"}
+            pids = {ray.proc.pid: "python -m container_contract.ray_serve"}
             pids.update(descendants(ray.proc.pid))
             before = {pid: cpu_ticks(pid) for pid in pids}
             via_adapter = lt.throughput(
@@ -157,12 +154,10 @@ def main() -> int:
                         sys.executable,
                         "-c",
                         (
-                            "import sys; sys.path[:0] = sys.argv[1:3]; import serving_common as lt;"
-                            f"lt.throughput({ray.url + '/invocations'!r}, open(sys.argv[3], 'rb').read(),"
+                            "import sys; from bench import serving_common as lt;"
+                            f"lt.throughput({ray.url + '/invocations'!r}, open(sys.argv[1], 'rb').read(),"
                             f" {HEADERS!r}, {args.clients}, {args.seconds + 4})"
                         ),
-                        str(REPO),
-                        str(REPO / "bench"),
                         str(work / "img.png"),
                     ],
                 )

@@ -1,5 +1,8 @@
 """What the serving benchmarks share: artifacts, the raw forward, load generation, timing.
 
+Shared so that every serving benchmark measures the same way (same artifact, same load, same
+clock), and their figures in BENCHMARKS.md can be compared:
+
 - ``make_artifact``: a PyTorch artifact exported by ``model_export`` (random weights) and a PNG;
 - ``raw_ceiling`` / ``raw_forward_fn``: in-process throughput at the best batch size, and one raw
   request (PNG decode + preprocessing + forward at batch 1) with a torch thread per core;
@@ -30,12 +33,8 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "training"))
-
 # Re-exported: the benchmarks reach them as serving_common's.
-from bench.serving.load_generation import (  # noqa: E402, F401
+from bench.serving.load_generation import (  # noqa: F401
     LeanClient,
     load,
     parse_wrk,
@@ -45,9 +44,13 @@ from bench.serving.load_generation import (  # noqa: E402, F401
     wrk_duration_s,
     wrk_version,
 )
-from local_stage.cli import free_port  # noqa: E402
+from container_contract.ports import free_port
+from contracts.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from local_stage import harness
 
-MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+REPO = Path(__file__).resolve().parents[1]
+
+MEAN, STD = list(IMAGENET_MEAN), list(IMAGENET_STD)
 CPUS = os.cpu_count() or 1
 BLOCK_S = 0.5  # length of one raw or served block of the one-client measurement
 GAP_S = 0.05  # idle time before each block: longer than OpenMP's spin after a parallel region
@@ -55,10 +58,10 @@ GAP_S = 0.05  # idle time before each block: longer than OpenMP's spin after a p
 
 def make_artifact(arch: str, size: int, work: Path) -> tuple[Path, bytes]:
     import torch
-    import torch_models
     from PIL import Image
 
     from model_export.pytorch_export import export_pytorch
+    from training import torch_models
 
     torch.manual_seed(0)
     model_dir = work / f"{arch}-trained"
@@ -86,7 +89,8 @@ def make_artifact(arch: str, size: int, work: Path) -> tuple[Path, bytes]:
 def raw_model(arch: str) -> Any:
     """The model in eval mode, with a torch thread per core (the raw forward at its best)."""
     import torch
-    import torch_models
+
+    from training import torch_models
 
     torch.set_num_threads(CPUS)
     return torch_models.build_model(arch, 10).eval()
@@ -242,33 +246,17 @@ def one_client(
     }
 
 
-def synth_stack(out: Path, context: dict[str, str]) -> Path:
-    """The project's CDK app synthesized into ``out`` (cdk.json's context plus ``context``)."""
-    full = {**json.loads((REPO / "cdk.json").read_text())["context"], **context}
-    env = {
-        **os.environ,
-        "CDK_CONTEXT_JSON": json.dumps(full),
-        "CDK_OUTDIR": str(out),
-        "CDK_DEFAULT_ACCOUNT": "123456789012",
-        "CDK_DEFAULT_REGION": "us-east-1",
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-    }
-    result = subprocess.run(
-        [sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"synth failed:\n{result.stderr[-3000:]}")
-    return out
-
-
 def bench_full_path(tarball: Path, png: bytes, work: Path, seconds: float) -> dict[str, Any]:
     """p50 at one client: model container, runtime API and API front, alternating per request."""
-    out = synth_stack(
+    out = harness.synth(
         work / "cdk.out",
         {
             "artifact_path": str(tarball),
             "stage": "dev",
             "model": "digits",
+            # The always-on path, as the earlier measurements ran it.
+            "capacity_mode": "always_on",
+            "min_instances": "1",
             "throttle_rate_limit": "10000",
             "throttle_burst_limit": "5000",
         },

@@ -9,7 +9,7 @@ Trains the digits default (small_cnn, 32 px, CPU) for the same steps from two so
 
 The two alternate in short slices (10 steps files, 10 steps memory, ...) so load from other
 processes hits both alike; each round's throughput is total samples / total time of its slices,
-and the result is the median of the per-round ratios. Goal (issue 4): files >= 0.8x memory, with
+and the result is the median of the per-round ratios. Goal: files >= 0.8x memory (reading from disk must not starve the model), with
 the script's default worker count; 0 and 2 workers are measured alongside for reference.
 
     .venv/bin/python bench/training_input_pipeline.py [--rounds 5] [--slices 6]
@@ -32,12 +32,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "training"))
+from training import image_classifier_torch as script
+from training import torch_models
+from training.common import images
+from training.torch_training import data as pipeline
 
-import image_classifier_torch as script  # noqa: E402
-import torch_models  # noqa: E402
-from common import images  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -52,7 +52,7 @@ def train_steps(model, optimizer, batches, steps: int) -> tuple[int, float]:
     for _ in range(steps):
         x, y = next(iterator)
         if x.dtype == torch.uint8:  # the file pipeline normalises per batch, as the script does
-            x, y = script.to_device(x, y, torch.device("cpu"), channels_last=False)
+            x, y = pipeline.to_device(x, y, torch.device("cpu"), channels_last=False)
         optimizer.zero_grad(set_to_none=True)
         criterion(model(x), y).backward()
         optimizer.step()
@@ -61,9 +61,9 @@ def train_steps(model, optimizer, batches, steps: int) -> tuple[int, float]:
 
 
 def file_batches(dataset, batch_size: int, workers: int, seed: int):
-    sampler = script.EpochBatches(len(dataset), batch_size, rank=0, world=1, seed=seed)
+    sampler = pipeline.EpochBatches(len(dataset), batch_size, rank=0, world=1, seed=seed)
     args = argparse.Namespace(workers=workers, seed=seed)
-    loader = script.make_loader(dataset, sampler, args, torch.device("cpu"))
+    loader = pipeline.make_loader(dataset, sampler, args, torch.device("cpu"))
     epoch = 0
     while True:
         sampler.set_epoch(epoch)
@@ -84,7 +84,7 @@ def memory_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int)
 def measure(
     paths, labels, x, y, classes, workers: int, cache: bool, args
 ) -> list[dict[str, float]]:
-    dataset = script.ImageFiles(paths, labels, 32, "none", seed=0, cache=cache)
+    dataset = pipeline.ImageFiles(paths, labels, 32, "none", seed=0, cache=cache)
     files_iter = file_batches(dataset, args.batch_size, workers, seed=0)
     memory_iter = memory_batches(x, y, args.batch_size, seed=0)
     torch.manual_seed(0)
@@ -133,8 +133,8 @@ def main() -> int:
             capture_output=True,
         )
         paths, labels, classes = images.scan(data / "train")
-        dataset = script.ImageFiles(paths, labels, 32, "none", seed=0)
-        x = script.normalize(torch.stack([dataset[(i, -1)][0] for i in range(len(dataset))]))
+        dataset = pipeline.ImageFiles(paths, labels, 32, "none", seed=0)
+        x = pipeline.normalize(torch.stack([dataset[(i, -1)][0] for i in range(len(dataset))]))
         y = torch.tensor(labels)
         # The script's default (decoded-image cache on: digits fit), then without the cache
         # (every step decodes PNGs), in the default way and with one worker process.
@@ -213,7 +213,7 @@ warm-up epoch (worker start-up and the cache fill are one-off costs per run).
 
 ![files / memory ratio](training_input_pipeline.png)
 
-AMP + channels-last vs fp32 on a GPU: not measured (no GPU in this session); both default on
+AMP + channels-last vs fp32 on a GPU: not measured here (needs a GPU); both default on
 only when CUDA is present (`--amp auto`, `--channels-last auto`).
 """,
         encoding="utf-8",

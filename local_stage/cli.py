@@ -21,20 +21,24 @@ import shlex
 import signal
 import socket
 import sys
-import tarfile
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from container_contract.aio import serve_app
+from container_contract.artifact import unpack_artifact
+from container_contract.errors import ContainerError
+from container_contract.ports import BLOCK_SIZE, PortPool
+from contracts.naming import stack_name
 from local_stage.errors import LocalStageError
-from local_stage.ports import BLOCK_SIZE, PortPool
-from local_stage.ports import free_port as free_port  # re-exported: tests and bench use it
+from local_stage.template import IDLE_ENV
 
 log = logging.getLogger("local_stage")
 
 DEFAULT_PORT = 3000
+DEFAULT_STACK = stack_name("dev", "digits")  # what `make local` runs by default
 
 
 def _check_port(host: str, port: int) -> None:
@@ -53,43 +57,6 @@ def _kv(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, value
-
-
-def unpack_artifact(tarball: Path, dest: Path) -> Path:
-    """Unpack model.tar.gz as SageMaker does into /opt/ml/model (safe extraction only)."""
-    if not tarball.is_file():
-        raise LocalStageError(f"model artifact {tarball} not found")
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(tarball, "r:*") as tar:
-            tar.extractall(dest, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise LocalStageError(f"cannot unpack {tarball}: {exc}") from exc
-    return dest
-
-
-async def serve_app(
-    app: Any,
-    host: str,
-    port: int,
-    drain: Callable[[float], Awaitable[None]],
-    drain_timeout_s: float,
-) -> None:
-    """Serve an aiohttp app until SIGTERM/SIGINT, then drain in-flight requests."""
-    from aiohttp import web
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    await site.start()
-    log.info("listening on http://%s:%d (pid %d)", host, port, os.getpid())
-    await stop.wait()
-    await drain(drain_timeout_s)
-    await runner.cleanup()
 
 
 def _setup_logging(level: str) -> None:
@@ -202,7 +169,7 @@ def _instance_ports(count: int) -> list[int]:
 
     An instance binds its port only after it has loaded the model (seconds, for Ray Serve after
     Ray is up), and is restarted on the same port: a port merely free when picked could be taken
-    meanwhile (local_stage/ports.py).
+    meanwhile (container_contract/ports.py).
     """
     if count > BLOCK_SIZE:
         raise LocalStageError(
@@ -215,7 +182,7 @@ def _instance_ports(count: int) -> list[int]:
 def _ray_container_child(
     args: argparse.Namespace, variant: Any, model_dir: Path, instance: int, port: int
 ) -> Any:
-    """One instance of a PyTorch variant: AWS's Ray Serve container (``local_stage.ray_container``)."""
+    """One instance of a PyTorch variant: AWS's Ray Serve container (``container_contract.ray_serve``)."""
     from local_stage.procs import Child
 
     env = {**os.environ, **variant.model.environment, "SAGEMAKER_BIND_TO_PORT": str(port)}
@@ -224,7 +191,7 @@ def _ray_container_child(
     argv = [
         _python(),
         "-m",
-        "local_stage.ray_container",
+        "container_contract.ray_serve",
         "--model-dir",
         str(model_dir),
         "--port",
@@ -265,11 +232,6 @@ def download_model_data(url: str, target: Path) -> Path:
             "existing S3 artifact with your AWS credentials; or pass --model-data <model.tar.gz>"
         ) from exc
     return target
-
-
-# Overrides the idle period of a scale-to-zero inference component (the template's is AWS's
-# 15 minutes), so that a person or a test sees it release its model within seconds.
-IDLE_ENV = "LOCAL_STAGE_SCALE_TO_ZERO_IDLE_S"
 
 
 def _component_routing(variant: Any) -> dict[str, Any]:
@@ -675,8 +637,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _add_stack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stack",
-        default="MlServing-dev-digits",
-        help="the stack to run (default: MlServing-dev-digits)",
+        default=DEFAULT_STACK,
+        help=f"the stack to run (default: {DEFAULT_STACK})",
     )
     p.add_argument(
         "--app-dir",
@@ -840,7 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return commands[args.command](args)
-    except LocalStageError as exc:
+    except ContainerError as exc:
         log.error("%s", exc)
         return 2
     except KeyboardInterrupt:

@@ -26,13 +26,11 @@ from typing import Any
 import aiohttp
 
 from local_stage.errors import LocalStageError
+from local_stage.model_server import PID_HEADER
 
 log = logging.getLogger(__name__)
 
 _COLORS = ["36", "33", "35", "32", "34", "31"]
-# Which model-server worker answered. Several workers can share one port (SO_REUSEPORT): a worker
-# is ready once /ping has come back with its own PID in this header.
-PID_HEADER = "X-Local-Stage-Pid"
 
 
 def _die_with_parent() -> None:
@@ -43,7 +41,7 @@ def _die_with_parent() -> None:
 
 
 def _kill_group(pgid: int) -> None:
-    from local_stage.ray_container import kill_leftovers
+    from container_contract.ray_serve import kill_leftovers
 
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)

@@ -52,6 +52,11 @@ def flavour_from_image(image: str) -> str:
     )
 
 
+# Overrides the idle period of a scale-to-zero inference component (the template's is AWS's
+# 15 minutes), so that a person or a test sees it release its model within seconds.
+IDLE_ENV = "LOCAL_STAGE_SCALE_TO_ZERO_IDLE_S"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     logical_id: str

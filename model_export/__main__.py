@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -90,9 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     torch_parser.add_argument(
         "--arch-module",
         type=Path,
-        default=Path("training/torch_models.py"),
+        default=None,
         help="the module defining build_model(arch, num_classes); copied into code/. "
-        "Default: training/torch_models.py.",
+        "Default: the project's training/torch_models.py.",
     )
     torch_parser.add_argument(
         "--example-image",
@@ -325,11 +326,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from model_export.verify import verify
 
+        # The original model is rebuilt from the project's architectures when they are
+        # importable (a checkout), else from the artifact's own code/torch_models.py.
+        arch_spec = importlib.util.find_spec("training.torch_models")
         report = verify(
             args.tarball,
             args.atol,
             args.model_dir,
-            args.arch_module,
+            args.arch_module
+            or (Path(arch_spec.origin) if arch_spec and arch_spec.origin else None),
             ray_serve=not args.in_process_only,
         )
     except ExportError as exc:

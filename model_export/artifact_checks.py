@@ -60,7 +60,7 @@ def _check_imports(root: Path, script: Path, framework: str, report: Report) -> 
 
 
 def check_pytorch_layout(root: Path, report: Report) -> None:
-    from model_export.image_packages import unknown_imports, unmet_requirements
+    from container_contract.image_packages import unknown_imports, unmet_requirements
 
     files = set(list_files(root))
     if "config.yaml" not in files:

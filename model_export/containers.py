@@ -3,8 +3,9 @@
 ``verify`` uses this to prove an artifact works before deploy (and then also runs a PyTorch
 artifact in real Ray Serve, ``verify.verify_in_ray_serve``). There is one implementation of each
 container's contract: for PyTorch the artifact's own ``code/serve_app.py`` (its ``Handlers``, what
-its Ray Serve deployment calls), for TensorFlow the local model server's ``TfsHandler``
-(``local_stage/model_server/``, following the TF Serving DLC's source, CONTRACTS.md section 2).
+its Ray Serve deployment calls), for TensorFlow ``container_contract.tfs.TfsHandler`` (which the
+local model server serves over HTTP; it follows aws/deep-learning-containers'
+``scripts/docker/tensorflow/inference/sagemaker/`` sources).
 The classes here call their ``prepare`` -> ``run_batch`` -> ``finish`` steps in-process, without
 HTTP, so ``verify`` and the local stage cannot disagree.
 
@@ -53,8 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local_stage.errors import LocalStageError
-from local_stage.model_server.base import (
+from container_contract.errors import ContainerError
+from container_contract.handler import (
     InvocationError,
     InvocationRequest,
     InvocationResponse,
@@ -62,7 +63,7 @@ from local_stage.model_server.base import (
     exception_status,
     import_script,
 )
-from local_stage.model_server.tfs_handler import find_saved_models
+from container_contract.tfs import find_saved_models
 from model_export.errors import ExportError
 
 __all__ = [
@@ -141,7 +142,7 @@ def _serve(handler: ServingHandler, requests: Sequence[Request]) -> list[Respons
 def _as_export_error() -> Iterator[None]:
     try:
         yield
-    except LocalStageError as exc:
+    except ContainerError as exc:
         raise ExportError(str(exc)) from exc
 
 
@@ -263,7 +264,7 @@ class TFServingContainer:
     framework = "tensorflow"
 
     def __init__(self, model_dir: str | Path, default_model_name: str | None = None) -> None:
-        from local_stage.model_server.tfs_handler import TfsHandler
+        from container_contract.tfs import TfsHandler
 
         self.model_dir = Path(model_dir)
         env = dict(os.environ)
@@ -290,7 +291,7 @@ class TFServingContainer:
         self, request: bytes | str | dict, model: str | None = None, version: int | None = None
     ) -> tuple[int, dict]:
         """TF Serving's ``POST /v1/models/<model>[/versions/<v>]:predict``."""
-        from local_stage.model_server.tfs_handler import ServableNotFound, TfsError
+        from container_contract.tfs import ServableNotFound, TfsError
 
         handler = self.handler
         try:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from contracts.frameworks import SERVING
 from model_export import manifest as manifest_lib
 from model_export.common import (
     ExportResult,
@@ -258,7 +259,7 @@ def export_keras(
             f"[1, {len(class_names)}] (one probability per class in model_config.json)"
         )
     module, signatures = build_serving_module(model, task, class_names, size)
-    serving = manifest_lib.SERVING["tensorflow"]
+    serving = SERVING["tensorflow"]
     model_path = f"{name}/{version}" if layout == "name" else f"export/Servo/{version}"
     request_types = ["application/json"]
     if handler:

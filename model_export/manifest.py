@@ -41,30 +41,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from contracts.frameworks import SERVING
+
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 DEFAULT_ATOL = 1e-4
-
-# The serving containers targeted, each by its sagemaker-core image family and version. PyTorch:
-# AWS's Ray Serve DLC, pinned to v1.4 (Ray 2.57.0, torch 2.10, Python 3.13; the PyTorch inference
-# DLC with TorchServe reached end of support on 2026-06-30). TF 2.20: the newest TF Serving DLC in
-# sagemaker-core's offline image list, the closest to the TF 2.21 that writes the SavedModel.
-SERVING: dict[str, dict[str, str]] = {
-    "pytorch": {
-        "image_family": "ray-serve",
-        "framework_version": "1.4",
-        "py_version": "py313",
-        "image_repository": "ray",
-        "model_server": "ray-serve 2.57.0 (serve run config.yaml + the container's adapter)",
-    },
-    "tensorflow": {
-        "image_family": "tensorflow",
-        "framework_version": "2.20",
-        "py_version": "py312",
-        "image_repository": "tensorflow-inference",
-        "model_server": "tensorflow-serving (nginx + gunicorn python service)",
-    },
-}
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "schema_version": int,

@@ -36,11 +36,9 @@ def publish_serving_layout(
     with tempfile.TemporaryDirectory(prefix="model_publish_") as tmp:
         out = Path(tmp) / "export"
         if framework == "pytorch":
-            from model_export.pytorch_export import DEFAULT_ARCH_MODULE, export_pytorch
+            from model_export.pytorch_export import export_pytorch
 
-            export_pytorch(
-                model_dir, name=name, out_dir=out, arch_module=arch_module or DEFAULT_ARCH_MODULE
-            )
+            export_pytorch(model_dir, name=name, out_dir=out, arch_module=arch_module)
         elif framework == "tensorflow":
             from model_export.keras_export import export_keras
 

@@ -18,6 +18,7 @@ every ``code/`` file is checked against that list (``image_packages``) and refus
 from __future__ import annotations
 
 import base64
+import importlib.util
 import logging
 import tempfile
 from pathlib import Path
@@ -26,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from local_stage.model_server.base import import_script
+from container_contract.handler import import_script
+from container_contract.image_packages import image_packages, unknown_imports
+from contracts.frameworks import SERVING
 from model_export import manifest as manifest_lib
 from model_export.common import (
     ExportResult,
@@ -39,7 +42,6 @@ from model_export.common import (
     read_metrics,
 )
 from model_export.errors import ExportError
-from model_export.image_packages import image_packages, unknown_imports
 from model_export.preprocess import example_png, torch_eval_input
 from model_export.serve_config import CONFIG_NAME, ServeSettings
 
@@ -47,9 +49,24 @@ log = logging.getLogger(__name__)
 
 SERVING_SCRIPT = Path(__file__).parent / "serving" / "pytorch_inference.py"
 SERVE_APP = Path(__file__).parent / "serving" / "ray_serve_app.py"
-DEFAULT_ARCH_MODULE = Path("training/torch_models.py")
 REQUEST_TYPES = ["application/json", "image/jpeg", "image/png", "application/x-npy"]
 RESPONSE_TYPES = ["application/json", "application/x-npy"]
+
+
+def default_arch_module() -> Path:
+    """The project's architectures, ``training/torch_models.py``, found by its import name.
+
+    By import name, not by a path relative to the working directory: ``python -m model_export``
+    works from any folder of a checkout (``pip install -e .``) and inside a training job, whose
+    bundle carries the ``training`` package (training/launch/source.py).
+    """
+    spec = importlib.util.find_spec("training.torch_models")
+    if spec is None or spec.origin is None:
+        raise ExportError(
+            "training.torch_models is not importable: install the project (make install), or "
+            "pass --arch-module <the .py file defining build_model(arch, num_classes)>"
+        )
+    return Path(spec.origin)
 
 
 def load_arch_module(path: Path) -> ModuleType:
@@ -152,7 +169,7 @@ def export_pytorch(
     name: str,
     version: int = 1,
     out_dir: Path | None = None,
-    arch_module: Path = DEFAULT_ARCH_MODULE,
+    arch_module: Path | None = None,
     example_image: Path | None = None,
     torch_export: bool = False,
     onnx: bool = False,
@@ -173,6 +190,7 @@ def export_pytorch(
     out_dir = out_dir or Path("artifacts") / name
     config = read_config(model_dir)
     metrics = read_metrics(model_dir)
+    arch_module = arch_module or default_arch_module()
     module = load_arch_module(arch_module)
     model = load_original(model_dir, config, module)
     size = int(config["image_size"])
@@ -191,7 +209,7 @@ def export_pytorch(
         },
         "tolerance": {"atol": atol},
     }
-    serving = manifest_lib.SERVING["pytorch"]
+    serving = SERVING["pytorch"]
     manifest: dict[str, Any] = {
         "schema_version": manifest_lib.SCHEMA_VERSION,
         "name": name,
@@ -285,7 +303,7 @@ def check_code_runs_in_image(code_dir: Path) -> None:
             "the artifact's code/ imports what AWS's Ray Serve image (Python 3.13) does not ship, "
             "and the endpoint runs with network isolation, so nothing can be installed at start-"
             "up: " + "; ".join(problems) + ". Vendor the module into code/ (pure Python) or use "
-            "one of the packages listed in model_export/data/ray_serve_image_packages.txt."
+            "one of the packages listed in container_contract/data/ray_serve_image_packages.txt."
         )
 
 

@@ -5,7 +5,7 @@ every file's sha256 (``model_export.artifact_checks``: each problem a sentence s
 wrong and how to fix it); load the artifact through ``model_export.containers`` (the container's
 own handler contract); send the manifest's example request; compare labels and probabilities with
 the original model's (recorded at export time) within ``atol``. A PyTorch artifact then also runs in real Ray Serve
-from its ``config.yaml`` behind the container's adapter (``local_stage.ray_container``), and the
+from its ``config.yaml`` behind the container's adapter (``container_contract.ray_serve``), and the
 example goes through ``POST /invocations`` there too (``ray_serve=True``, the CLI's default).
 
 Like the container, this imports and runs the artifact's ``code/inference.py``: verify only
@@ -150,8 +150,8 @@ def run_example_in_ray_serve(root: Path, manifest: dict[str, Any], report: Repor
     """The manifest's example through real Ray Serve and the adapter: the same answer?"""
     import numpy as np
 
-    from local_stage.errors import LocalStageError
-    from local_stage.ray_container import RayContainer
+    from container_contract.errors import ContainerError
+    from container_contract.ray_serve import RayContainer
 
     example = manifest["example"]
     body = json.dumps(example["body"]).encode("utf-8")
@@ -160,7 +160,7 @@ def run_example_in_ray_serve(root: Path, manifest: dict[str, Any], report: Repor
             headers = {"Content-Type": example["content_type"], "Accept": example["accept"]}
             status, answer, _ = container.request("POST", "/invocations", body, headers)
             started_s = container.started_s
-    except (LocalStageError, OSError) as exc:
+    except (ContainerError, OSError) as exc:
         report.errors.append(f"the artifact does not start in Ray Serve: {exc}")
         return
     if status != 200:

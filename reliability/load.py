@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reliability import harness, plots
+from local_stage import harness
+from reliability import plots
 from reliability.report import Section, Table
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def _error_of(body: str) -> Any:
 
 
 def evaluate(section: Section, steps: list[Step], throttled: dict[str, Any]) -> None:
-    """The issue's pass criteria, from the steps' records; ``throttled``: the 429's error."""
+    """The scenario's pass criteria, from the steps' records; ``throttled``: the 429's error."""
     table_rows = []
     for step in steps:
         statuses = step.statuses()

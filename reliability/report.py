@@ -1,4 +1,4 @@
-"""What a scenario reports: checks (the issue's pass criteria, each true or false with the
+"""What a scenario reports: checks (the scenario's pass criteria, each true or false with the
 evidence), a table of figures, and notes; and how RELIABILITY.md is written from them."""
 
 from __future__ import annotations

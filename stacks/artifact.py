@@ -15,14 +15,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts.frameworks import IMAGE_FAMILY
 from stacks.config import ConfigError, ServingConfig
 
 # What each framework's serving container expects when a manifest does not say.
 _DEFAULT_CONTENT_TYPE = {"pytorch": "application/json", "tensorflow": "application/json"}
-# sagemaker-core's image family per framework; PyTorch's is AWS's Ray Serve container.
-IMAGE_FAMILY = {"pytorch": "ray-serve", "tensorflow": "tensorflow"}
-# The Ray Serve DLC version a PyTorch artifact without a manifest gets (v1.4: Ray 2.57.0).
-DEFAULT_RAY_SERVE_VERSION = "1.4"
 # The Ray Serve settings in a PyTorch artifact's config.yaml (manifest "serve"), by config key.
 SERVE_KEYS = {
     "serve_replicas": "replicas",

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from contracts.naming import STAGES, stack_name
 from stacks.instance_types import copy_resources
 
 CONTEXT_ROOT = "ml-serving"
-STAGES = ("dev", "prod")
 FRAMEWORKS = ("pytorch", "tensorflow")
 API_AUTH_MODES = ("api_key", "iam")
 
@@ -131,7 +131,7 @@ class ServingConfig:
     # --- derived ---------------------------------------------------------------------------------
     @property
     def stack_name(self) -> str:
-        return f"MlServing-{self.stage}-{self.model}"
+        return stack_name(self.stage, self.model)
 
     @property
     def model_versions_url(self) -> str:

@@ -30,6 +30,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from contracts.bucket import TRAINING_PREFIX
+from contracts.naming import STACK_PREFIX as SERVING_STACK_PREFIX
+
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 # The audience configure-aws-credentials asks GitHub to put in the token.
@@ -37,14 +40,10 @@ STS_AUDIENCE = "sts.amazonaws.com"
 DEFAULT_CDK_QUALIFIER = "hnb659fds"
 # The roles `cdk bootstrap` creates, named cdk-<qualifier>-<kind>-role-<account>-<region>.
 CDK_BOOTSTRAP_ROLE_KINDS = ("deploy", "file-publishing", "image-publishing", "lookup")
-# The serving stacks are named MlServing-<stage>-<model> (see app.py).
-SERVING_STACK_PREFIX = "MlServing-"
 # One hour: the longest a workflow's deploy (endpoint creation included) should hold these.
 MAX_SESSION = cdk.Duration.hours(1)
 # `train --wait` holds the train role while the job runs: up to GitHub's 6-hour job limit.
 MAX_TRAIN_SESSION = cdk.Duration.hours(6)
-# The launcher's key prefix in the project bucket (training/launch/settings.py).
-TRAINING_PREFIX = "training/"
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 # Branch and environment names as they appear in the token's `sub`; `*` is allowed for patterns

@@ -9,6 +9,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from contracts import bucket as training_layout
 from stacks.artifact import ModelSource
 from stacks.client_access import ClientAccess
 from stacks.common import data_removal_policy, retention
@@ -21,7 +22,6 @@ from stacks.monitoring import ROLLBACK_BAKE_S, Monitoring
 from stacks.prediction_api import PredictionApi
 from stacks.storage import Storage
 from stacks.training_access import TrainingAccess, dlc_repository_arns
-from training.launch import settings as training_layout
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,7 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: C
 import keras
 import numpy as np
 import tensorflow as tf
-from common import cli, env, images, keras_loop, pretrained
+
+from training.common import cli, env, images, keras_loop, pretrained
 
 log = logging.getLogger("image_classifier_keras")
 

@@ -27,12 +27,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch_models
-from common import cli, env, pretrained
-from torch_training import data, outputs
-from torch_training.distributed import Dist, setup_distributed, teardown_distributed
-from torch_training.loop import Trainer
-from torch_training.model import build_model
+
+from training import torch_models
+from training.common import cli, env, pretrained
+from training.torch_training import data, outputs
+from training.torch_training.distributed import Dist, setup_distributed, teardown_distributed
+from training.torch_training.loop import Trainer
+from training.torch_training.model import build_model
 
 log = logging.getLogger("image_classifier_torch")
 

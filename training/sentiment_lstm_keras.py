@@ -27,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: C
 import keras
 import numpy as np
 import tensorflow as tf
-from common import cli, env, keras_loop
+
+from training.common import cli, env, keras_loop
 
 log = logging.getLogger("sentiment_lstm_keras")
 
@@ -132,7 +133,9 @@ def main(args: argparse.Namespace) -> int:
         args.data, {"train": args.train, "valid": args.valid, "test": args.test}
     )
     columns = (args.text_column, args.label_column)
-    texts, raw_labels = read_csv(channels["train"], *columns)
+    train_dir = channels["train"]
+    assert train_dir is not None  # resolve_channels raises for a missing required channel
+    texts, raw_labels = read_csv(train_dir, *columns)
     class_names = sorted(set(raw_labels))
     if len(class_names) < 2:
         raise env.UsageError(f"the training data has one label ({class_names[0]}); need two+")
@@ -150,8 +153,9 @@ def main(args: argparse.Namespace) -> int:
     held_out: list[np.ndarray] = []
     splits: dict[str, tuple[list[str], list[int]]] = {}
     for split in ("valid", "test"):
-        if channels[split] is not None:
-            splits[split] = encode(split, read_csv(channels[split], *columns))
+        split_dir = channels[split]
+        if split_dir is not None:
+            splits[split] = encode(split, read_csv(split_dir, *columns))
         else:
             rows = order[len(held_out) * cut : (len(held_out) + 1) * cut]
             held_out.append(rows)

@@ -12,9 +12,10 @@ from account_setup.execution_policy.actions import (
     passed_role_services,
     required_actions,
 )
+from contracts.naming import STACK_PREFIX
 
 # Physical names CloudFormation generates start with the stack name (lower-cased for buckets).
-SERVING_PREFIX = "MlServing-"
+SERVING_PREFIX = STACK_PREFIX
 GITHUB_STACK_PREFIX = "GitHubOidc-"
 GITHUB_OIDC_PROVIDER = "token.actions.githubusercontent.com"
 # Application Auto Scaling creates this service-linked role the first time an endpoint variant is

@@ -15,14 +15,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from container_contract.errors import ContainerError
+from container_contract.handler import ServingHandler
 from local_stage.errors import LocalStageError
-from local_stage.model_server.base import ServingHandler
 from local_stage.model_server.batching import BatchingConfig
 from local_stage.model_server.server import ModelServer, model_thread, serve
 
 log = logging.getLogger("local_stage.model_server")
 
-# PyTorch models run in real Ray Serve (local_stage.ray_container), not here.
+# PyTorch models run in real Ray Serve (container_contract.ray_serve), not here.
 FLAVOURS = ("tensorflow",)
 
 
@@ -152,7 +153,7 @@ def build_server(args: argparse.Namespace, env: Mapping[str, str]) -> ModelServe
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(max(1, threads))
-    from local_stage.model_server.tfs_handler import TfsHandler
+    from container_contract.tfs import TfsHandler
 
     def rest_base_url() -> str:
         return f"http://{args.host}:{port_holder['port']}"
@@ -190,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.port = int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
     try:
         server = build_server(args, os.environ)
-    except LocalStageError as exc:
+    except ContainerError as exc:
         log.error("%s", exc)
         return 2
     asyncio.run(

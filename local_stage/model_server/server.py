@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from local_stage.model_server.base import (
+from container_contract.handler import (
     InvocationError,
     InvocationRequest,
     InvocationResponse,
@@ -34,8 +34,8 @@ from local_stage.model_server.base import (
     exception_status,
     json_bytes,
 )
+from local_stage.model_server import PID_HEADER
 from local_stage.model_server.batching import BatchingConfig, DynamicBatcher, Overloaded
-from local_stage.procs import PID_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ class ModelServer:
 
     async def tfs_predict(self, request: web.Request) -> web.Response:
         """TF Serving's REST predict, for a ``handler`` that posts to ``context.rest_uri``."""
-        from local_stage.model_server.tfs_handler import ServableNotFound, TfsError, TfsHandler
+        from container_contract.tfs import ServableNotFound, TfsError, TfsHandler
 
         handler = self.handler
         assert isinstance(handler, TfsHandler)

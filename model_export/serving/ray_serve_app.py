@@ -132,6 +132,8 @@ def _call(func: Any, context: ServingContext, *args: Any) -> Any:
 
 def import_script(path: str, code_dir: str) -> Any:
     """Import ``code/<program>`` under a name unique to its path (several artifacts, one process)."""
+    # This file runs inside AWS's Ray Serve container, where the project is not installed: the
+    # artifact's code/ folder is the import root of its handler script and the script's helpers.
     if code_dir not in sys.path:
         sys.path.insert(0, code_dir)
     digest = hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:16]

@@ -7,7 +7,7 @@ import copy
 import json
 from typing import Any
 
-from reliability import harness
+from local_stage import harness
 from reliability.bad_input.probes import PNG_SIGNATURE
 
 EVENTS = harness.REPO / "tests" / "events"

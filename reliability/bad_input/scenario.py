@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from reliability import harness
+from local_stage import harness
 from reliability.bad_input.error_body import HttpTally
 from reliability.bad_input.handler_fuzz import FuzzResult, run_handler_fuzz
 from reliability.bad_input.probes import ProbeOutcome, probes, run_probes

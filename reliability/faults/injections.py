@@ -13,8 +13,8 @@ from typing import Any
 
 import requests
 
-from local_stage.ray_container import replica_pids
-from reliability import harness
+from container_contract.ray_serve import replica_pids
+from local_stage import harness
 from reliability.faults.processes import replica_back, stage_process, wait_restarted
 from reliability.faults.records import Outcome
 from reliability.faults.traffic import BODY, CLIENT_TIMEOUT_S, CLIENTS, Load

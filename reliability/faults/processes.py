@@ -9,8 +9,8 @@ from typing import Any
 
 import requests
 
-from local_stage.ray_container import replica_pids
-from reliability import harness
+from container_contract.ray_serve import replica_pids
+from local_stage import harness
 from reliability.faults.traffic import BODY, Load
 
 

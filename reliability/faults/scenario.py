@@ -6,8 +6,9 @@ import json
 import logging
 from pathlib import Path
 
+from local_stage import harness
 from model_export.tarball import write_tarball
-from reliability import harness, plots
+from reliability import plots
 from reliability.fault_model import build_torch_artifact
 from reliability.faults.evaluation import evaluate
 from reliability.faults.injections import FAULTS, READ_TIMEOUT_S, SLOW_S, inject

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reliability import harness
+from contracts.naming import STAGES
+from local_stage import harness
 from reliability.report import Section, Table
 from reliability.teardown.policies import DATA_TYPES, classify, load_template
 from reliability.teardown.service_logs import service_log_groups
 
-STAGES = ("dev", "prod")
 MODEL_DATA_URL = "s3://my-models-bucket/digits/v1/model.tar.gz"
 
 

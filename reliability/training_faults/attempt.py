@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reliability import harness
+from local_stage import harness
 from reliability.training_faults.scripts import Script
 
 REPO = harness.REPO
@@ -69,9 +69,7 @@ def _outputs(run_dir: Path) -> list[str]:
 
 
 def checkpoints(run_dir: Path) -> list[Any]:
-    if str(REPO / "training") not in sys.path:
-        sys.path.insert(0, str(REPO / "training"))  # the scripts' own import root
-    from common.checkpoint import CheckpointManager
+    from training.common.checkpoint import CheckpointManager
 
     return CheckpointManager(run_dir / "ckpt").list()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reliability import harness
+from local_stage import harness
 from reliability.report import Section
 from reliability.training_faults.exercise import exercise
 from reliability.training_faults.findings import report

@@ -1,6 +1,6 @@
 """The whole local stage, started once per session with a real digits model.
 
-Real data path (reliability/harness.py): ``training/prepare_digits.py`` writes scikit-learn's
+Real data path (local_stage/harness.py): ``training/prepare_digits.py`` writes scikit-learn's
 handwritten digits as PNG files; a small CNN is trained on them with the serving preprocessing,
 exported by ``model_export`` for AWS's Ray Serve container, synthesized by the real CDK app
 and served from that cloud assembly (real Ray Serve behind the container's adapter) with the
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from reliability import harness
+from local_stage import harness
 
 
 @pytest.fixture(scope="session")

@@ -29,8 +29,8 @@ import numpy as np
 import pytest
 import requests
 
-from local_stage.cli import free_port
-from reliability import harness
+from container_contract.ports import free_port
+from local_stage import harness
 from tests.integration.fetch import archives
 from tests.integration.fetch.file_server import FileServer
 from training import datasets

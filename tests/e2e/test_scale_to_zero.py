@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from local_stage.cli import IDLE_ENV
-from reliability import harness
+from local_stage import harness
+from local_stage.template import IDLE_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability import harness
+from local_stage import harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

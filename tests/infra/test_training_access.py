@@ -15,8 +15,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Capture, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
+from contracts import bucket as bucket_layout
 from stacks.training_access import TrainingAccess, dlc_repository_arns
-from training.launch import settings
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -46,10 +46,10 @@ def synth(*, kms_key: bool = False, **overrides: Any) -> Template:
     )
     props = {
         "bucket": bucket,
-        # the launcher's layout (training/launch/settings.py): what the lead wires in
-        "data_prefix": settings.DATA_PREFIX,
-        "output_prefix": settings.OUTPUT_PREFIX,
-        "checkpoint_prefix": settings.CHECKPOINT_PREFIX,
+        # the bucket layout the launcher writes to (contracts.bucket), as the serving stack passes it
+        "data_prefix": bucket_layout.DATA_PREFIX,
+        "output_prefix": bucket_layout.OUTPUT_PREFIX,
+        "checkpoint_prefix": bucket_layout.CHECKPOINT_PREFIX,
         "training_image_repositories": REPOS,
         **overrides,
     }

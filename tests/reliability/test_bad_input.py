@@ -1,4 +1,4 @@
-"""Issue #9 item 3: malformed requests (schemathesis over the published OpenAPI description, raw
+"""Malformed requests (schemathesis over the published OpenAPI description, raw
 probes, a fuzz of the Lambda handler) get documented 4xx answers: no 5xx, no crash."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue #9 item 5: `cdk destroy` completeness, checked on the synthesized dev and prod templates."""
+"""`cdk destroy` completeness, checked on the synthesized dev and prod templates."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue #9 item 4: killed and corrupted training runs resume to the uninterrupted result."""
+"""Killed and corrupted training runs resume to the uninterrupted result."""
 
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from contracts.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
 # Same contract as training/torch_models.py (build_model(arch, num_classes), torch + stdlib only),
 # copied beside the model as the architecture module an export packs.
 TINY_TORCH_MODELS = Path(__file__).parent / "model_sources" / "tiny_torch_models.py"
@@ -52,8 +54,8 @@ def write_torch_model_dir(
         "num_classes": len(class_names),
         "class_names": list(class_names),
         "image_size": image_size,
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
     }
     (model_dir / "model_config.json").write_text(json.dumps(config), encoding="utf-8")
     (model_dir / "metrics.json").write_text(

@@ -18,6 +18,7 @@ REQUIREMENTS = [
     "requirements-ml.txt",
     "requirements-dev.txt",
     "lambda_src/requirements.txt",
+    "pyproject.toml",
     "package.json",
     "package-lock.json",
 ]

@@ -168,7 +168,7 @@ def write_file_atomically(target: Path, data: bytes) -> None:
 
 def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
     """Refuse to resume a checkpoint made with other settings (it would silently mix two runs)."""
-    from common.env import UsageError
+    from training.common.env import UsageError
 
     differs = [
         f"{key}: checkpoint {saved.get(key)!r}, now {value!r}"
@@ -252,7 +252,7 @@ class CheckpointManager:
         previous checkpoint is tried next. ``load`` raising :class:`common.env.UsageError` (a
         checkpoint from other settings) is not damage: it propagates. None: no usable checkpoint.
         """
-        from common.env import UsageError
+        from training.common.env import UsageError
 
         checkpoints = self.list()
         skipped: list[str] = []

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import env
+from training.common import env
 
 log = logging.getLogger(__name__)
 

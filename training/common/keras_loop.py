@@ -24,18 +24,19 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from common import env, serving
-from common.checkpoint import (
+
+from training.common import env, serving
+from training.common.checkpoint import (
     Checkpoint,
     CheckpointManager,
     check_fingerprint,
     publish_model_dir,
 )
-from common.health import HealthConfig, HealthMonitor
-from common.metrics import format_metrics
-from common.plotting import plot_history
-from common.progress import Progress
-from common.timing import TimeBreakdown, write_summary
+from training.common.health import HealthConfig, HealthMonitor
+from training.common.metrics import format_metrics
+from training.common.plotting import plot_history
+from training.common.progress import Progress
+from training.common.timing import TimeBreakdown, write_summary
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import cli, env
-from common.sources import PRETRAINED_CHANNEL, WEIGHTS
+from training.common import cli, env
+from training.common.sources import PRETRAINED_CHANNEL, WEIGHTS
 
 log = logging.getLogger(__name__)
 

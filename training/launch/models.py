@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from contracts.frameworks import TRAINING
+from contracts.models import model_names
+
 Framework = Literal["pytorch", "tensorflow"]
 Scaling = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 
@@ -69,8 +72,8 @@ class ModelSpec:
         return {"serving-name": self.name, **self.hyperparameters}
 
 
-_TORCH = {"framework": "pytorch", "framework_version": "2.10", "py_version": "py313"}
-_TF = {"framework": "tensorflow", "framework_version": "2.21", "py_version": "py312"}
+_TORCH = {"framework": "pytorch", **TRAINING["pytorch"]}
+_TF = {"framework": "tensorflow", **TRAINING["tensorflow"]}
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -147,6 +150,20 @@ MODELS: dict[str, ModelSpec] = {
 
 class UnknownModelError(ValueError):
     pass
+
+
+def _check_registry() -> None:
+    """cdk.json is the registry of models: this table must name exactly its models."""
+    declared = set(model_names())
+    if set(MODELS) != declared:
+        raise RuntimeError(
+            f"training/launch/models.py and cdk.json disagree on the models: only here "
+            f"{sorted(set(MODELS) - declared)}, only in cdk.json {sorted(declared - set(MODELS))}. "
+            "Add the model to both (cdk.json: its stack settings; here: how to train it)."
+        )
+
+
+_check_registry()
 
 
 def get_model(name: str) -> ModelSpec:

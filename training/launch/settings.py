@@ -5,14 +5,8 @@ Nothing here calls AWS. The role and bucket come from ``--role`` / ``--bucket``,
 {"TrainingRoleArn": ..., "BucketName": ...}}``); the region from ``--region``, else ``AWS_REGION`` /
 ``AWS_DEFAULT_REGION`` / the AWS config file.
 
-The bucket layout the training role (stacks/training_access.py) is scoped to::
-
-    training/input/datasets/<model>/<channel>/...    data sets (upload-data); read-only to jobs
-    training/input/code/<model>/sourcedir-<sha>.tar.gz  the training/ folder, content-addressed
-    training/input/weights/<name>/<file>             pretrained weights (the pretrained channel)
-    training/jobs/<job>/output/model.tar.gz          what a job writes, plus the SDK's staged
-                                                     drivers (training/jobs/<base>/<job>/input/)
-    training/checkpoints/<model>/<run-id>/           one folder per spot job
+The bucket layout the training role is scoped to, and the stack names, are shared facts
+(``contracts.bucket``, ``contracts.naming``), re-exported here for the launcher's modules.
 """
 
 from __future__ import annotations
@@ -23,15 +17,28 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-DATA_PREFIX = "training/input/"
-DATASETS_PREFIX = DATA_PREFIX + "datasets/"
-WEIGHTS_PREFIX = DATA_PREFIX + "weights/"
-CODE_PREFIX = DATA_PREFIX + "code/"
-OUTPUT_PREFIX = "training/jobs/"
-CHECKPOINT_PREFIX = "training/checkpoints/"
+from contracts.bucket import (
+    CHECKPOINT_PREFIX,
+    CODE_PREFIX,
+    DATA_PREFIX,
+    DATASETS_PREFIX,
+    OUTPUT_PREFIX,
+    WEIGHTS_PREFIX,
+)
+from contracts.naming import STAGES, stack_name
+
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "CODE_PREFIX",
+    "DATASETS_PREFIX",
+    "DATA_PREFIX",
+    "OUTPUT_PREFIX",
+    "STAGES",
+    "WEIGHTS_PREFIX",
+    "stack_name",
+]
 
 DEFAULT_OUTPUTS_FILE = Path("cdk-outputs.json")
-STAGES = ("dev", "prod")
 
 # botocore's sagemaker service model: CreateTrainingJob RoleArn pattern.
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
@@ -42,10 +49,6 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 class LaunchError(Exception):
     """Bad input or missing configuration: shown to the user as one line, without a traceback."""
-
-
-def stack_name(stage: str, model: str) -> str:
-    return f"MlServing-{stage}-{model}"
 
 
 @dataclass(frozen=True)

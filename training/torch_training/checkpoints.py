@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common.checkpoint import Checkpoint, CheckpointManager, check_fingerprint
 from torch import nn
-from torch_training.data import Splits
-from torch_training.model import cpu_state_dict
+
+from training.common.checkpoint import Checkpoint, CheckpointManager, check_fingerprint
+from training.torch_training.data import Splits
+from training.torch_training.model import cpu_state_dict
 
 STATE_FILE = "state.pt"
 BEST_FILE = "best.pth"  # the best epoch's weights, beside the checkpoints

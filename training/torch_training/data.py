@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import env, images
 from torch.utils.data import DataLoader, Dataset
-from torch_training.distributed import Dist
+
+from contracts.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from training.common import env, images
+from training.torch_training.distributed import Dist
 
 # The entry script's logger: its log lines keep one name whichever module writes them.
 log = logging.getLogger("image_classifier_torch")
@@ -28,8 +30,7 @@ log = logging.getLogger("image_classifier_torch")
 
 # ImageNet statistics: what torchvision's pretrained weights expect; recorded in model_config.json
 # so serving normalises identically.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 
 SMOKE_STEPS, SMOKE_EVAL_SAMPLES = 3, 64
 HOLDOUT_FRACTION = 0.1  # of train, for validation when there is no valid channel
@@ -143,7 +144,9 @@ def load_splits(args: argparse.Namespace) -> Splits:
     channels = env.resolve_channels(
         args.data, {"train": args.train, "valid": args.valid, "test": args.test}
     )
-    train_paths, train_labels, class_names = images.scan(channels["train"])
+    train_dir = channels["train"]
+    assert train_dir is not None  # resolve_channels raises for a missing required channel
+    train_paths, train_labels, class_names = images.scan(train_dir)
     if channels["valid"] is not None:
         valid = images.scan(channels["valid"], class_names)[:2]
     else:

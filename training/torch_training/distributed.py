@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from common import env
+
+from training.common import env
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch_models
-from common.checkpoint import CheckpointManager, write_file_atomically
-from common.health import HealthConfig, HealthMonitor
-from common.metrics import format_metrics
-from common.progress import Progress
-from common.timing import TimeBreakdown
 from torch import nn
 from torch.utils.data import DataLoader
-from torch_training import checkpoints, data
-from torch_training.distributed import Dist
-from torch_training.model import (
+
+from training import torch_models
+from training.common.checkpoint import CheckpointManager, write_file_atomically
+from training.common.health import HealthConfig, HealthMonitor
+from training.common.metrics import format_metrics
+from training.common.progress import Progress
+from training.common.timing import TimeBreakdown
+from training.torch_training import checkpoints, data
+from training.torch_training.distributed import Dist
+from training.torch_training.model import (
     build_autocast,
     build_optimizer,
     cpu_state_dict,

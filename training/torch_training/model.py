@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch_models
-from common import env, pretrained
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch_training.distributed import Dist
+
+from training import torch_models
+from training.common import env, pretrained
+from training.torch_training.distributed import Dist
 
 # The entry script's logger: its log lines keep one name whichever module writes them.
 log = logging.getLogger("image_classifier_torch")
@@ -40,7 +41,8 @@ def build_model(
         log.info("backbone frozen (%d parameters); training the head only", frozen)
     model.to(ctx.device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        # torch's stubs lack Module.to's memory_format keyword (a documented argument).
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     train_model: nn.Module = model
     if ctx.world > 1:
         cuda = ctx.device.type == "cuda"

@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch_models
-from common import env, serving
-from common.checkpoint import publish_model_dir
-from common.health import HealthMonitor
-from common.plotting import plot_history
-from common.timing import TimeBreakdown, write_summary
-from torch_training.data import MEAN, STD, Splits
-from torch_training.distributed import Dist
+
+from training import torch_models
+from training.common import env, serving
+from training.common.checkpoint import publish_model_dir
+from training.common.health import HealthMonitor
+from training.common.plotting import plot_history
+from training.common.timing import TimeBreakdown, write_summary
+from training.torch_training.data import MEAN, STD, Splits
+from training.torch_training.distributed import Dist
 
 # The entry script's logger: its log lines keep one name whichever module writes them.
 log = logging.getLogger("image_classifier_torch")

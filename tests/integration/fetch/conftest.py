@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-# --import-mode=importlib does not put test folders on sys.path; the tests import the helpers.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from file_server import FileServer  # noqa: E402
+from tests.integration.fetch.file_server import FileServer
 
 
 @pytest.fixture

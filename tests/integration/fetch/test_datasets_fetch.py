@@ -11,11 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import archives
 import boto3
 import pytest
 from moto import mock_aws
 
+from tests.integration.fetch import archives
 from training import datasets
 from training.common import sources
 from training.common.sources import Download

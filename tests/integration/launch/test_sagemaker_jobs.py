@@ -81,7 +81,7 @@ def test_training_job_sends_what_the_dry_run_prints(aws) -> None:
     body = session.client("s3").get_object(Bucket=BUCKET, Key=code_key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         names = tar.getnames()
-    assert "image_classifier_torch.py" in names and "common/metrics.py" in names
+    assert "image_classifier_torch.py" in names and "training/common/metrics.py" in names
     assert not [n for n in names if n.startswith("launch/") or "__pycache__" in n]
     # the SDK staged its drivers inside the output prefix, which the role can read back
     drivers = keys(session, settings.OUTPUT_PREFIX)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from local_stage.cli import free_port
+from container_contract.ports import free_port
 from reliability.fault_model import build_torch_artifact
 
 REPO = Path(__file__).resolve().parents[3]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import requests
 
-from local_stage.ray_container import RayContainer
+from container_contract.ray_serve import RayContainer
 from model_export.containers import PyTorchContainer
 from reliability.fault_model import build_torch_artifact
 from tests.support.artifacts import HTTP_TIMEOUT_S

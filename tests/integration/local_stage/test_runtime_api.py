@@ -23,9 +23,9 @@ from aiohttp import web
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from local_stage.cli import free_port
+from container_contract.ports import free_port
+from container_contract.ray_serve import RayContainer
 from local_stage.model_server.server import LOCAL_ERROR_HEADER
-from local_stage.ray_container import RayContainer
 
 from .conftest import REPO, stop_process, wait_http_port
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from local_stage.cli import free_port
-from local_stage.procs import PID_HEADER, Child, Supervisor
+from container_contract.ports import free_port
+from local_stage.model_server import PID_HEADER
+from local_stage.procs import Child, Supervisor
 from tests.support.artifacts import HTTP_TIMEOUT_S
 
 from .conftest import REPO, stop_process

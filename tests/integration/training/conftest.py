@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-# --import-mode=importlib does not put test folders on sys.path; the tests import the helpers.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from training_test_helpers import make_image_folders, make_sentiment_csv  # noqa: E402
+from tests.integration.training.training_test_helpers import make_image_folders, make_sentiment_csv
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from prepare_digits import split_indices
-from torch_training.data import EpochBatches, EvalBatches
+
+from training.prepare_digits import split_indices
+from training.torch_training.data import EpochBatches, EvalBatches
 
 
 def indices(batches):

@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from common.checkpoint import CheckpointManager
-from common.metrics import parse_metric_line
-from training_test_helpers import PYTHON, ROOT, TRAINING_DIR, clean_env, run_script
+
+from contracts.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from tests.integration.training.training_test_helpers import (
+    PYTHON,
+    ROOT,
+    TRAINING_DIR,
+    clean_env,
+    run_script,
+)
+from training.common.checkpoint import CheckpointManager
+from training.common.metrics import parse_metric_line
 
 SCRIPT = "image_classifier_torch.py"
 FAST = ["--arch", "small_cnn", "--image-size", "16", "--workers", "0", "--progress", "log"]
@@ -33,7 +41,7 @@ def metric_lines(stderr: str) -> list[dict[str, float]]:
 
 
 def load_model(model_dir: Path) -> torch.nn.Module:
-    import torch_models
+    from training import torch_models
 
     config = json.loads((model_dir / "model_config.json").read_text())
     model = torch_models.build_model(config["arch"], config["num_classes"])
@@ -78,8 +86,8 @@ def test_learns_under_sagemaker_env_and_writes_the_model_dir_contract(colour_ima
         "num_classes": 3,
         "class_names": ["blue", "green", "red"],
         "image_size": 16,
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
     }
     model = load_model(model_dir).eval()
     assert model(torch.zeros(1, 3, 16, 16)).shape == (1, 3)

@@ -10,9 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from common.checkpoint import CheckpointManager
-from common.metrics import parse_metric_line
-from training_test_helpers import PYTHON, ROOT, TRAINING_DIR, clean_env, run_script
+
+from tests.integration.training.training_test_helpers import (
+    PYTHON,
+    ROOT,
+    TRAINING_DIR,
+    clean_env,
+    run_script,
+)
+from training.common.checkpoint import CheckpointManager
+from training.common.metrics import parse_metric_line
 
 pytestmark = pytest.mark.slow  # each run pays TensorFlow's start-up and graph tracing
 

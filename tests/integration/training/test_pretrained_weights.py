@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import logging
 
-import image_classifier_torch as script
 import pytest
 import torch
-import torch_models
-from common import cli
+
+from training import image_classifier_torch as script
+from training import torch_models
+from training.common import cli
 
 FAST = ["--image-size", "32", "--workers", "0", "--progress", "log", "--smoke",
         "--batch-size", "8"]  # fmt: skip

@@ -10,8 +10,9 @@ pytestmark = pytest.mark.slow  # imports TensorFlow
 
 
 def test_backbone_weights_come_from_the_channel(colour_images, tmp_path, monkeypatch) -> None:
-    import image_classifier_keras as script
     import keras
+
+    from training import image_classifier_keras as script
 
     # Given a no-top MobileNetV2 weights file in the job's 'pretrained' channel
     channel = tmp_path / "pretrained"

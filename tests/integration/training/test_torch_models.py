@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-import torch_models
+
+from training import torch_models
 
 # torchvision's published parameter counts (torchvision.models docs, "num_params", 1000 classes):
 # equal counts with torchvision's key names mean a torchvision checkpoint loads strictly.

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import logging
 
-import image_classifier_torch as script
 import pytest
-from common import cli
+
+from training import image_classifier_torch as script
+from training.common import cli
 
 FAST = ["--arch", "small_cnn", "--image-size", "16", "--workers", "0", "--progress", "log"]
 

@@ -15,8 +15,6 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[3]
 TRAINING_DIR = ROOT / "training"
 PYTHON = sys.executable
-if str(TRAINING_DIR) not in sys.path:
-    sys.path.insert(0, str(TRAINING_DIR))
 
 # Each class is an image tinted towards one colour under heavy noise: learnable in a few epochs by
 # any CNN, far from trivial for a broken pipeline (chance is 1/3).

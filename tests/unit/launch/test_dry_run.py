@@ -41,7 +41,7 @@ def launch(*args: str, tmp_path: Path, extra_env: dict[str, str] | None = None):
     return subprocess.run(
         [sys.executable, "-m", "training.launch", *args],
         cwd=tmp_path if "--outputs-file" in args else ROOT,
-        env={**env, "PYTHONPATH": f"{GUARD_DIR}{os.pathsep}{ROOT}"},
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -220,10 +220,15 @@ def test_the_socket_guard_catches_a_connect(tmp_path: Path) -> None:
 
 def test_the_job_bundle_carries_what_publishing_the_serving_layout_reads():
     """A job ends by exporting its model (model_export), which reads the serving image's package
-    list from model_export/data/: the bundle must carry it, and none of training's local data."""
+    list from container_contract/data/: the bundle must carry it, and none of training's local data."""
     from training.launch.source import bundle_members
 
     names = {name for name, _ in bundle_members()}
-    assert "model_export/data/ray_serve_image_packages.txt" in names
+    assert "container_contract/data/ray_serve_image_packages.txt" in names
     assert "model_export/publish.py" in names and "image_classifier_torch.py" in names
-    assert not [n for n in names if n.startswith(("data/", "runs/", "launch/"))]
+    assert "training/common/serving.py" in names and "container_contract/tfs.py" in names
+    assert not [
+        n
+        for n in names
+        if n.startswith(("training/data/", "training/runs/", "training/launch/", "local_stage/"))
+    ]

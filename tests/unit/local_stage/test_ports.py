@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from local_stage import ports
-from local_stage.errors import LocalStageError
+from container_contract import ports
+from container_contract.errors import ContainerError
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def _holder(lock_root, base: int) -> subprocess.Popen[str]:
     """Another process that claims a block and keeps it until killed."""
     code = textwrap.dedent(
         f"""
-        from local_stage import ports
+        from container_contract import ports
         ports.LOCK_ROOT = {str(lock_root)!r}
         ports.BLOCKS_LOW, ports.BLOCKS_HIGH = {base}, {base + ports.BLOCK_SIZE}
         block = ports.claim_block()
@@ -50,7 +50,7 @@ def test_blocks_claimed_in_one_process_are_disjoint_and_below_the_ephemeral_rang
     every = [b.port(i) for b in claimed for i in range(b.size)]
     assert len(set(every)) == 3 * ports.BLOCK_SIZE
     assert max(every) < 32768  # Linux's ephemeral range: never handed out for port 0
-    with pytest.raises(LocalStageError, match="no free block of 100 ports"):
+    with pytest.raises(ContainerError, match="no free block of 100 ports"):
         ports.claim_block()
     claimed[1].release()
     assert ports.claim_block().base == claimed[1].base
@@ -61,7 +61,7 @@ def test_a_block_another_process_holds_is_skipped_until_that_process_dies(few_bl
     try:
         mine = {ports.claim_block().base for _ in range(2)}
         assert few_blocks not in mine
-        with pytest.raises(LocalStageError):
+        with pytest.raises(ContainerError):
             ports.claim_block()
     finally:
         holder.kill()
@@ -92,7 +92,7 @@ def test_free_port_never_hands_out_a_port_ray_binds_by_default(monkeypatch):
 
 
 def test_a_pool_hands_out_consecutive_claimed_ports_and_claims_a_new_block_when_full():
-    from local_stage.ports import BLOCK_SIZE, BLOCKS_HIGH, BLOCKS_LOW, PortPool
+    from container_contract.ports import BLOCK_SIZE, BLOCKS_HIGH, BLOCKS_LOW, PortPool
 
     pool = PortPool()
     first = pool.take(3)

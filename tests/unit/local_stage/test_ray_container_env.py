@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from local_stage.errors import LocalStageError
-from local_stage.ray_container import (
+from container_contract.errors import ContainerError
+from container_contract.ray_serve import (
     FIXED_PORT_VARS,
     SERVE_PORT_VAR,
     backend_timeout_s,
@@ -72,5 +72,5 @@ def test_each_container_gets_ports_of_its_own_instead_of_rays_fixed_ones(tmp_pat
 def test_the_backend_timeout_is_read_as_the_container_reads_it():
     assert backend_timeout_s({}) == 300
     assert backend_timeout_s({"RAYSERVE_BACKEND_TIMEOUT": "60"}) == 60
-    with pytest.raises(LocalStageError, match="must be positive"):
+    with pytest.raises(ContainerError, match="must be positive"):
         backend_timeout_s({"RAYSERVE_BACKEND_TIMEOUT": "0"})

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from model_export.errors import ExportError
-from model_export.image_packages import (
+from container_contract.image_packages import (
     PACKAGES_FILE,
     image_packages,
     unknown_imports,
     unmet_requirements,
 )
+from model_export.errors import ExportError
 from model_export.pytorch_export import SERVE_APP, SERVING_SCRIPT
 from model_export.serve_config import ServeSettings
 

@@ -5,8 +5,9 @@ import json
 import re
 
 import pytest
-from common.checkpoint import CheckpointManager, check_fingerprint, write_atomically
-from common.env import UsageError
+
+from training.common.checkpoint import CheckpointManager, check_fingerprint, write_atomically
+from training.common.env import UsageError
 
 
 def save(manager, epoch, step, global_step, payload="x"):

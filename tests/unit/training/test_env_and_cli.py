@@ -4,7 +4,8 @@ import argparse
 from pathlib import Path
 
 import pytest
-from common import cli, env
+
+from training.common import cli, env
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ import json
 import math
 
 import pytest
-from common.health import HealthCheckError, HealthConfig, HealthMonitor
+
+from training.common.health import HealthCheckError, HealthConfig, HealthMonitor
 
 
 def monitor(**overrides):

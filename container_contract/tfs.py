@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from local_stage.errors import LocalStageError
-from local_stage.model_server.base import (
+from container_contract.batch_split import split_output
+from container_contract.errors import ContainerError
+from container_contract.handler import (
     InvocationError,
     InvocationRequest,
     InvocationResponse,
@@ -45,7 +46,6 @@ from local_stage.model_server.base import (
     import_script,
     json_bytes,
 )
-from local_stage.model_server.batching import split_output
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +118,12 @@ def discover_saved_models(model_dir: Path) -> dict[str, dict[int, Path]]:
     if not found:
         if misplaced:
             where = ", ".join(str(p) for p in misplaced)
-            raise LocalStageError(
+            raise ContainerError(
                 f"saved_model.pb found at {where}, but the TF Serving container only finds it "
                 "under a numbered version folder (e.g. 1/saved_model.pb or <name>/1/...): "
                 "re-export the artifact with model_export"
             )
-        raise LocalStageError(
+        raise ContainerError(
             f"no SavedModel (saved_model.pb) in {model_dir}: the artifact does not fit the "
             "TensorFlow Serving container"
         )
@@ -232,12 +232,12 @@ class TfsHandler(ServingHandler):
                 try:
                     loaded = tf.saved_model.load(str(path))
                 except Exception as exc:
-                    raise LocalStageError(
+                    raise ContainerError(
                         f"loading SavedModel {path.relative_to(model_dir)} failed: {exc}"
                     ) from exc
                 sigs = dict(loaded.signatures)
                 if not sigs:
-                    raise LocalStageError(
+                    raise ContainerError(
                         f"SavedModel {path.relative_to(model_dir)} has no serving signatures"
                     )
                 servable = _Servable(name, version, path, sigs)
@@ -245,7 +245,7 @@ class TfsHandler(ServingHandler):
                 self.servables.setdefault(name, {})[version] = servable
         default = env.get("SAGEMAKER_TFS_DEFAULT_MODEL_NAME") or sorted(self.servables)[0]
         if default not in self.servables:
-            raise LocalStageError(
+            raise ContainerError(
                 f"SAGEMAKER_TFS_DEFAULT_MODEL_NAME={default} but the artifact has models "
                 f"{sorted(self.servables)}"
             )
@@ -261,7 +261,7 @@ class TfsHandler(ServingHandler):
             try:
                 module = import_script(code_dir / "inference.py", [code_dir / "lib", code_dir])
             except Exception as exc:
-                raise LocalStageError(
+                raise ContainerError(
                     f"importing code/inference.py failed: {type(exc).__name__}: {exc}"
                 ) from exc
             self.handler_fn = getattr(module, "handler", None)
@@ -270,7 +270,7 @@ class TfsHandler(ServingHandler):
             if self.handler_fn is None and (
                 self.input_handler is None or self.output_handler is None
             ):
-                raise LocalStageError(
+                raise ContainerError(
                     "code/inference.py must define handler(data, context), or both "
                     "input_handler(data, context) and output_handler(data, context)"
                 )

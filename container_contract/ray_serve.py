@@ -1,6 +1,6 @@
 """AWS's Ray Serve container on this machine: real Ray Serve plus the container's adapter.
 
-``python -m local_stage.ray_container --model-dir <unpacked artifact> --port <adapter port>`` does
+``python -m container_contract.ray_serve --model-dir <unpacked artifact> --port <adapter port>`` does
 what the container's ``serve`` entrypoint does (aws/deep-learning-containers
 ``scripts/docker/ray/sagemaker_entrypoint.sh`` and ``sagemaker_serve.py``):
 
@@ -36,10 +36,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from local_stage.errors import LocalStageError
-from local_stage.ports import PortBlock, claim_block
+from container_contract.errors import ContainerError
+from container_contract.ports import PortBlock, claim_block
 
-log = logging.getLogger("local_stage.ray_container")
+log = logging.getLogger("container_contract.ray_serve")
 
 DEFAULT_BACKEND_TIMEOUT_S = 300
 SERVE_PORT_VAR = "LOCAL_STAGE_SERVE_PORT"
@@ -76,7 +76,7 @@ def ingress_env(env: Mapping[str, str], fd_hard_limit: int) -> dict[str, str]:
         try:
             wanted = int(raw)
         except ValueError:
-            raise LocalStageError(
+            raise ContainerError(
                 f"RAY_SERVE_HAPROXY_MAXCONN={raw!r} is not a whole number"
             ) from None
         if wanted * HAPROXY_FDS_PER_CONN > fd_hard_limit:
@@ -98,22 +98,22 @@ def backend_timeout_s(env: Mapping[str, str]) -> float:
     try:
         value = int(raw)
     except ValueError:
-        raise LocalStageError(f"RAYSERVE_BACKEND_TIMEOUT={raw!r} is not a whole number") from None
+        raise ContainerError(f"RAYSERVE_BACKEND_TIMEOUT={raw!r} is not a whole number") from None
     if value <= 0:
-        raise LocalStageError(f"RAYSERVE_BACKEND_TIMEOUT must be positive: {value}")
+        raise ContainerError(f"RAYSERVE_BACKEND_TIMEOUT must be positive: {value}")
     return float(value)
 
 
 def check_requirements(model_dir: Path) -> None:
     """Refuse ``code/requirements.txt`` lines this environment lacks (no pip at start-up here)."""
-    from model_export.image_packages import unmet_requirements
+    from container_contract.image_packages import unmet_requirements
 
     path = model_dir / "code" / "requirements.txt"
     if not path.is_file():
         return
     unmet = unmet_requirements(path.read_text(encoding="utf-8"))
     if unmet:
-        raise LocalStageError(
+        raise ContainerError(
             f"{path} asks for {', '.join(unmet)}, which the serving image does not ship; the "
             "endpoint runs with network isolation, so the container's pip install would fail. "
             "Vendor the code into code/ or drop the requirement."
@@ -140,13 +140,13 @@ def start_serve(model_dir: Path, http_port: int, num_cpus: int | None, temp_dir:
             document = yaml.safe_load(config_path.read_text(encoding="utf-8"))
             config = ServeDeploySchema.model_validate(document)
         except Exception as exc:
-            raise LocalStageError(f"{config_path} is not a Serve config: {exc}") from exc
+            raise ContainerError(f"{config_path} is not a Serve config: {exc}") from exc
     elif app_path:
         config = ServeDeploySchema.model_validate(
             {"applications": [{"name": "default", "route_prefix": "/", "import_path": app_path}]}
         )
     else:
-        raise LocalStageError(
+        raise ContainerError(
             f"no Ray Serve application in {model_dir}: provide config.yaml there (what "
             "`python -m model_export pytorch` writes) or SM_RAYSERVE_APP=module:app"
         )
@@ -177,13 +177,11 @@ def wait_running(timeout_s: float) -> None:
         states = {name: str(getattr(app.status, "value", app.status)) for name, app in apps.items()}
         failed = {n: apps[n].message for n, s in states.items() if "FAIL" in s.upper()}
         if failed:
-            raise LocalStageError(f"the Ray Serve application failed to deploy: {failed}")
+            raise ContainerError(f"the Ray Serve application failed to deploy: {failed}")
         if apps and all(s.upper() == "RUNNING" for s in states.values()):
             return
         if time.monotonic() > deadline:
-            raise LocalStageError(
-                f"Ray Serve did not become RUNNING in {timeout_s:.0f} s: {states}"
-            )
+            raise ContainerError(f"Ray Serve did not become RUNNING in {timeout_s:.0f} s: {states}")
         time.sleep(0.1)
 
 
@@ -285,7 +283,7 @@ FIXED_PORT_VARS = (
 # so two clusters on one machine can route to each other's replicas: each container gets ranges
 # of its own.
 DIRECT_INGRESS_PORTS = 40
-# All of a container's ports come from one block it claims for its life (local_stage/ports.py):
+# All of a container's ports come from one block it claims for its life (container_contract/ports.py):
 # they are bound seconds after they are chosen, once Ray is up. Offsets in the block:
 HTTP_RANGE_AT, GRPC_RANGE_AT = 0, DIRECT_INGRESS_PORTS
 SERVE_PORT_AT = 2 * DIRECT_INGRESS_PORTS
@@ -389,7 +387,7 @@ def prepare_environment(
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m local_stage.ray_container",
+        prog="python -m container_contract.ray_serve",
         description="Run an unpacked PyTorch artifact as AWS's Ray Serve container does.",
     )
     p.add_argument("--model-dir", type=Path, required=True, help="the unpacked model.tar.gz")
@@ -426,13 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from local_stage.cli import serve_app
+    from container_contract.aio import serve_app
 
     model_dir = args.model_dir.resolve()
     temp_dir = tempfile.mkdtemp(prefix=f"ray-{os.getpid()}-", dir=TEMP_ROOT)
     try:
         if not model_dir.is_dir():
-            raise LocalStageError(f"--model-dir {model_dir} is not a directory")
+            raise ContainerError(f"--model-dir {model_dir} is not a directory")
         check_requirements(model_dir)
         os.environ.update(prepare_environment(model_dir, dict(os.environ), temp_dir))
         timeout_s = backend_timeout_s(os.environ)
@@ -440,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         start_serve(model_dir, serve_port, args.num_cpus, temp_dir)
         wait_running(args.start_timeout_s)
-    except LocalStageError as exc:
+    except ContainerError as exc:
         log.error("%s", exc)
         _shutdown(temp_dir)
         return 2
@@ -490,7 +488,7 @@ if __name__ == "__main__":
 
 
 class RayContainer:
-    """``python -m local_stage.ray_container`` as a child process: ``with RayContainer(dir) as c``.
+    """``python -m container_contract.ray_serve`` as a child process: ``with RayContainer(dir) as c``.
 
     ``url`` is the adapter's base URL once ``/ping`` answers 200. The child leads its own process
     group; stopping it stops Ray's processes with it.
@@ -542,12 +540,12 @@ class RayContainer:
     def start(self) -> RayContainer:
         import subprocess
 
-        self._ports = claim_block()  # the adapter binds late: see local_stage/ports.py
+        self._ports = claim_block()  # the adapter binds late: see container_contract/ports.py
         self.port = self._ports.port(0)
         argv = [
             sys.executable,
             "-m",
-            "local_stage.ray_container",
+            "container_contract.ray_serve",
             "--model-dir",
             str(self.model_dir),
             "--port",
@@ -574,7 +572,7 @@ class RayContainer:
             if self.proc.poll() is not None:
                 tail = self.log_tail()
                 self.stop()
-                raise LocalStageError(
+                raise ContainerError(
                     f"the Ray Serve container exited with code {self.proc.returncode} while "
                     f"starting:\n{tail}"
                 )
@@ -587,7 +585,7 @@ class RayContainer:
             time.sleep(0.2)
         tail = self.log_tail()
         self.stop()
-        raise LocalStageError(f"the Ray Serve container did not answer /ping in time:\n{tail}")
+        raise ContainerError(f"the Ray Serve container did not answer /ping in time:\n{tail}")
 
     def log_tail(self, lines: int = 30) -> str:
         if self._log is None:

@@ -104,11 +104,12 @@ def unknown_imports(code_dir: Path) -> list[str]:
             problems.append(f"{rel}:{exc.lineno}: does not parse ({exc.msg})")
             continue
         for node in ast.walk(tree):
-            names: list[str] = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
+            else:
+                continue
             for name in names:
                 top = name.split(".", 1)[0]
                 if top not in allowed:

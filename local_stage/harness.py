@@ -23,11 +23,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from local_stage.ports import PortPool
+from container_contract.ports import PortPool
+from contracts.naming import stack_name
+from contracts.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from model_export.serve_config import ServeSettings
 
 REPO = Path(__file__).resolve().parents[1]
-DIGITS_STACK = "MlServing-dev-digits"
+DIGITS_STACK = stack_name("dev", "digits")
 IMAGE_SIZE = 16
 
 _PORTS = PortPool()  # the stages' API front ports, claimed for this process's life
@@ -50,12 +52,10 @@ def train_digits(data: Path, model_dir: Path, epochs: int = 6) -> Path:
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(REPO / "training"))
-    import torch_models
-
     from model_export.preprocess import torch_eval_input
+    from training import torch_models
 
-    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     classes = sorted(p.name for p in (data / "train").iterdir() if p.is_dir())
     xs, ys = [], []
     for label, name in enumerate(classes):

@@ -1,6 +1,6 @@
 """The emulated TF Serving container's request/response types and handler interface.
 
-(PyTorch models run in real Ray Serve: ``local_stage/ray_container.py``.)
+(PyTorch models run in real Ray Serve: ``container_contract/ray_serve.py``.)
 
 A handler splits one invocation into three steps so that the server can batch the middle one:
 ``prepare`` (decode the request, in an I/O thread), ``run_batch`` (the model, in the one model
@@ -111,6 +111,7 @@ def import_script(path: Path, search_paths: Sequence[Path]) -> ModuleType:
     several artifacts live in one process (``model_export``'s tests, ``verify``) without one's
     ``inference`` module and its state replacing another's. Exceptions from the script propagate.
     """
+    # The artifact's code/ is not part of this project: the container's own PYTHONPATH rule.
     for folder in reversed(search_paths):
         if folder.is_dir() and str(folder) not in sys.path:
             sys.path.insert(0, str(folder))

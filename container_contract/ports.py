@@ -23,7 +23,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_stage.errors import LocalStageError
+from container_contract.errors import ContainerError
 
 BLOCK_SIZE = 100
 BLOCKS_LOW, BLOCKS_HIGH = 10000, 28000  # Ray's own: 10001 (client), 30000-31000, 40000-41000
@@ -95,7 +95,7 @@ def claim_block() -> PortBlock:
             return PortBlock(base, BLOCK_SIZE, fd)
         with contextlib.suppress(OSError):
             os.close(fd)
-    raise LocalStageError(
+    raise ContainerError(
         f"no free block of {BLOCK_SIZE} ports in {BLOCKS_LOW}-{BLOCKS_HIGH} on this machine: "
         "stop the local stages still running here and try again"
     )

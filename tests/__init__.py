@@ -1,0 +1,1 @@
+"""The test suite (not installed: run it from the repository root)."""
