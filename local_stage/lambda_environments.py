@@ -86,6 +86,7 @@ class EnvironmentPool:
         self._count = 0
         self._numbers = 0
         self._freed = asyncio.Condition()
+        self._retired: list[_Environment] = []
         self.cold_starts = 0
 
     async def start(self, warm: int) -> None:
@@ -132,6 +133,9 @@ class EnvironmentPool:
                 f"the Lambda handler {self.fn.handler} from {self.fn.code_dir} did not "
                 f"initialise: {exc}"
             ) from exc
+        except BaseException:  # cancelled (the request's deadline passed) while initialising
+            self._retire(environment)
+            raise
         if "init_error" in first:
             self._retire(environment)
             raise LocalStageError(
@@ -151,6 +155,7 @@ class EnvironmentPool:
     def _retire(self, environment: _Environment) -> None:
         environment.kill()
         self._count -= 1
+        self._retired.append(environment)  # reaped in close()
 
     async def _acquire(self) -> tuple[_Environment, bool]:
         async with self._freed:
@@ -175,7 +180,14 @@ class EnvironmentPool:
         past ``timeout_s`` (the environment is then torn down, as Lambda resets it after a
         timeout)."""
         request_id = str(uuid.uuid4())
-        environment, cold = await self._acquire()
+        deadline_s = time.monotonic() + timeout_s
+        try:
+            # API Gateway's integration timeout runs from the request's arrival: a request that
+            # waits for a free environment spends it too.
+            async with asyncio.timeout(timeout_s):
+                environment, cold = await self._acquire()
+        except LocalStageError as exc:
+            raise FunctionError(f"Runtime.InitError: {exc}") from exc
         start_s = time.perf_counter()
         context = {
             "function_name": self.function_name,
@@ -192,7 +204,8 @@ class EnvironmentPool:
             line = json.dumps({"event": event, "context": context}, separators=(",", ":"))
             environment.process.stdin.write(line.encode() + b"\n")
             await environment.process.stdin.drain()
-            reply = await asyncio.wait_for(environment.read(), timeout=timeout_s)
+            remaining_s = max(0.0, deadline_s - time.monotonic())
+            reply = await asyncio.wait_for(environment.read(), timeout=remaining_s)
         except BaseException:
             # Timed out, crashed, or cancelled mid-request: its answer may still come, so the
             # environment cannot serve another request (Lambda resets it likewise).
@@ -218,5 +231,7 @@ class EnvironmentPool:
             idle, self._idle = self._idle, []
         for environment in idle:
             self._retire(environment)
+        retired, self._retired = self._retired, []
+        for environment in retired:
             with contextlib.suppress(ProcessLookupError, BrokenPipeError):
                 await environment.process.wait()

@@ -17,7 +17,7 @@ def no_sagemaker(monkeypatch):
 def test_the_seed_scripts_flag_spellings_are_aliases(script, no_sagemaker):
     import importlib
 
-    module = importlib.import_module(script)
+    module = importlib.import_module(f"training.{script}")
     for argv in (
         ["--learning-rate", "0.01", "--gpu-count", "0", "--epochs", "3"],
         ["--learning_rate", "0.01", "--gpu_count", "0", "--epochs", "3"],  # SageMaker's form
@@ -31,7 +31,7 @@ def test_the_seed_scripts_flag_spellings_are_aliases(script, no_sagemaker):
 
 
 def test_gpu_count_contradicting_device_is_a_usage_error(no_sagemaker, capsys):
-    import image_classifier_torch
+    from training import image_classifier_torch
 
     with pytest.raises(SystemExit) as info:
         image_classifier_torch.parse_args(["--gpu-count", "0", "--device", "cuda"])
