@@ -58,8 +58,7 @@ async def _serve_api_front(args: argparse.Namespace, spec: Any, api_key: str) ->
 
 
 async def _start_functions(args: argparse.Namespace, spec: Any, functions: dict[str, Any]) -> None:
-    from local_stage.api_front import lambda_environment
-    from local_stage.lambda_environments import EnvironmentPool
+    from local_stage.lambda_environments import EnvironmentPool, lambda_environment
 
     for fn in spec.functions:
         function_name = f"{args.stack}-{fn.logical_id}"[:64]
