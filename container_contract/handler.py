@@ -1,6 +1,6 @@
 """The emulated TF Serving container's request/response types and handler interface.
 
-(PyTorch models run in real Ray Serve: ``container_contract/ray_serve.py``.)
+(PyTorch models run in real Ray Serve: ``container_contract/ray_serve/``.)
 
 A handler splits one invocation into three steps so that the server can batch the middle one:
 ``prepare`` (decode the request, in an I/O thread), ``run_batch`` (the model, in the one model

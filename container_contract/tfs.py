@@ -18,11 +18,15 @@ API (row ``instances`` → ``predictions``, columnar ``inputs`` → ``outputs``,
 binary values in, and out for outputs named ``*_bytes``, ``signature_name``) is reproduced, also
 over HTTP at ``/v1/models/<name>:predict`` for a ``handler`` that posts to ``context.rest_uri``.
 Concurrent requests are batched into one signature call, as TF Serving's batching does.
+
+Size: one module because it is one class: ``TfsHandler`` is the container's service and the TF
+Serving it calls, whose predict parsing, batching and response formatting share the servables
+and signatures it loads; what stands apart from that state lives beside it (``saved_models``:
+where the container finds models; ``tfs_rest``: the REST encoding and nginx rules).
 """
 
 from __future__ import annotations
 
-import base64
 import collections
 import io
 import json
@@ -46,11 +50,22 @@ from container_contract.handler import (
     import_script,
     json_bytes,
 )
+from container_contract.saved_models import discover_saved_models
+from container_contract.tfs_rest import (
+    CSV,
+    JSON_TYPES,
+    ServableNotFound,
+    TfsError,
+    csv_to_tfs_json,
+    decode_value,
+    encode_strings,
+    json_to_tfs_json,
+    parse_custom_attributes,
+    to_jsonable,
+)
 
 log = logging.getLogger(__name__)
 
-JSON_TYPES = ("application/json", "application/jsonlines", "application/jsons")
-CSV = "text/csv"
 
 Context = collections.namedtuple(
     "Context",
@@ -62,14 +77,6 @@ Context = collections.namedtuple(
 # What the container accepts in the tfs-model-name / tfs-model-version custom attributes.
 _MODEL_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,254}\Z")
 _VERSION = re.compile(r"\A\d+\Z")
-
-
-class TfsError(Exception):
-    """An error TF Serving answers with 400 ``{"error": ...}``."""
-
-
-class ServableNotFound(TfsError):
-    """No such model or version: TF Serving answers 404."""
 
 
 @dataclass
@@ -87,131 +94,6 @@ class TfsPayload:
     arrays: dict[str, np.ndarray]
     row_format: bool
     batch: int | None  # rows, when every input has a leading batch dimension
-
-
-def _saved_models(model_dir: Path) -> tuple[dict[str, dict[int, Path]], list[Path]]:
-    found: dict[str, dict[int, Path]] = {}
-    misplaced: list[Path] = []
-    for pb in sorted(model_dir.rglob("saved_model.pb")):
-        version_dir = pb.parent
-        if "code" in pb.relative_to(model_dir).parts:
-            continue
-        if version_dir == model_dir or not version_dir.name.isdigit():
-            misplaced.append(pb.relative_to(model_dir))
-            continue
-        parent = version_dir.parent
-        # The container unpacks into /opt/ml/model, so a top-level version folder is "model".
-        name = "model" if parent == model_dir else parent.name
-        found.setdefault(name, {})[int(version_dir.name)] = version_dir
-    return found, misplaced
-
-
-def find_saved_models(model_dir: Path) -> dict[str, dict[int, Path]]:
-    """``{name: {version: folder}}`` by the container's rule (tfs_utils.find_models):
-    ``saved_model.pb`` in a folder whose name is all digits. Empty when there is none."""
-    return _saved_models(model_dir)[0]
-
-
-def discover_saved_models(model_dir: Path) -> dict[str, dict[int, Path]]:
-    """``find_saved_models``, or an error naming the fix when the container would find none."""
-    found, misplaced = _saved_models(model_dir)
-    if not found:
-        if misplaced:
-            where = ", ".join(str(p) for p in misplaced)
-            raise ContainerError(
-                f"saved_model.pb found at {where}, but the TF Serving container only finds it "
-                "under a numbered version folder (e.g. 1/saved_model.pb or <name>/1/...): "
-                "re-export the artifact with model_export"
-            )
-        raise ContainerError(
-            f"no SavedModel (saved_model.pb) in {model_dir}: the artifact does not fit the "
-            "TensorFlow Serving container"
-        )
-    return found
-
-
-def csv_to_tfs_json(data: str) -> str:
-    """``csv_request`` from the container's tensorflowServing.js, line for line."""
-    needs_quotes = re.search(r'^\s*("|[\d.Ee+\-]+.*)', data) is None
-    lines = data.strip().splitlines()
-    builder = ['{"instances":[']
-    for i, raw in enumerate(lines):
-        line = raw.strip()
-        if not line:
-            continue
-        multiple = "," in line
-        part = []
-        if multiple:
-            part.append("[")
-        if needs_quotes:
-            part.append('"' + line.replace('"', '\\"', 1).replace(",", '","', 1) + '"')
-        else:
-            part.append(line)
-        if multiple:
-            part.append("]")
-        builder.append("".join(part))
-        if i != len(lines) - 1:
-            builder.append(",")
-    builder.append("]}")
-    return "".join(builder)
-
-
-def json_to_tfs_json(data: str) -> str:
-    """``json_request`` from tensorflowServing.js: JSON Lines, TFS JSON, or one wrapped instance."""
-    if re.search(r"[}\]]\s*[\[{]", data):
-        lines = data.strip().splitlines()
-        items = [line.strip() for line in lines if line.strip()]
-        if len(lines) == 1:
-            return '{"instances":' + items[0] + "}"
-        return '{"instances":[' + ",".join(items) + "]}"
-    if re.search(r'"(instances|inputs|examples)"\s*:', data):
-        return data
-    if not re.match(r"^\s*\[\s*\[", data):
-        data = "[" + data + "]"
-    return '{"instances":' + data + "}"
-
-
-def parse_custom_attributes(header: str | None) -> dict[str, str]:
-    attributes: dict[str, str] = {}
-    for match in re.findall(r"tfs-[a-z\-]+=[^,]+", header or ""):
-        key, _, value = match.partition("=")
-        attributes[key] = value
-    return attributes
-
-
-def _decode_value(value: Any) -> Any:
-    """TF Serving's JSON encoding of binary values: ``{"b64": "..."}``."""
-    if isinstance(value, dict):
-        if set(value) == {"b64"}:
-            try:
-                return base64.b64decode(value["b64"], validate=True)
-            except (ValueError, TypeError) as exc:
-                raise TfsError(f"invalid base64 in b64 value: {exc}") from exc
-        return {k: _decode_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode_value(v) for v in value]
-    return value
-
-
-def _to_jsonable(array: np.ndarray, as_b64: bool = False) -> Any:
-    """TF Serving's JSON for an output: string tensors as text, or ``{"b64": ...}`` when the
-    output's name ends in ``_bytes`` (TF Serving's rule) or the bytes are not UTF-8."""
-    if array.dtype == object:
-        return _bytes_to_str(array.tolist(), as_b64)
-    return array.tolist()
-
-
-def _bytes_to_str(value: Any, as_b64: bool) -> Any:
-    if isinstance(value, bytes):
-        if not as_b64:
-            try:
-                return value.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
-        return {"b64": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, list):
-        return [_bytes_to_str(v, as_b64) for v in value]
-    return value
 
 
 class TfsHandler(ServingHandler):
@@ -323,7 +205,7 @@ class TfsHandler(ServingHandler):
         if "instances" in request and "inputs" in request:
             raise TfsError("Request can have either 'instances' or 'inputs' key, but not both")
         if "instances" in request:
-            rows = _decode_value(request["instances"])
+            rows = decode_value(request["instances"])
             if not isinstance(rows, list):
                 raise TfsError("Expecting 'instances' to be an list/array")
             if len(specs) == 1:
@@ -338,7 +220,7 @@ class TfsHandler(ServingHandler):
                 values = {k: [r.get(k) for r in rows] for k in specs}
             row_format = True
         elif "inputs" in request:
-            inputs = _decode_value(request["inputs"])
+            inputs = decode_value(request["inputs"])
             if isinstance(inputs, dict):
                 values = inputs
             elif len(specs) == 1:
@@ -373,7 +255,7 @@ class TfsHandler(ServingHandler):
         try:
             if spec.dtype == tf.string:
                 array = np.array(
-                    value if not isinstance(value, list) else _encode_strings(value), dtype=object
+                    value if not isinstance(value, list) else encode_strings(value), dtype=object
                 )
             else:
                 array = np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
@@ -400,7 +282,7 @@ class TfsHandler(ServingHandler):
     def format_predict(payload: TfsPayload, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
         """TF Serving's answer; raises TfsError (a 400) for row format without a shared batch
         dimension, which TF Serving cannot split into per-instance objects either."""
-        values = {k: _to_jsonable(v, k.endswith("_bytes")) for k, v in outputs.items()}
+        values = {k: to_jsonable(v, k.endswith("_bytes")) for k, v in outputs.items()}
         if not payload.row_format:
             return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
         sizes = {v.shape[0] if v.ndim else None for v in outputs.values()}
@@ -565,14 +447,3 @@ class TfsHandler(ServingHandler):
 
     def error_response(self, status: int, message: str) -> InvocationResponse:
         return InvocationResponse(status, json_bytes({"error": message}), "application/json")
-
-
-def _encode_strings(values: list[Any]) -> list[Any]:
-    return [
-        _encode_strings(v)
-        if isinstance(v, list)
-        else v.encode("utf-8")
-        if isinstance(v, str)
-        else v
-        for v in values
-    ]

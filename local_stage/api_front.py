@@ -35,7 +35,6 @@ import asyncio
 import base64
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -48,7 +47,7 @@ import jsonschema
 from aiohttp import web
 
 from local_stage.lambda_environments import FunctionError
-from local_stage.template import ApiSpec, FunctionSpec, GatewayResponseSpec, RouteSpec, Throttle
+from local_stage.template import ApiSpec, GatewayResponseSpec, RouteSpec, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -102,50 +101,6 @@ class TokenBucket:
             self.tokens -= 1
             return True
         return False
-
-
-def lambda_environment(
-    fn: FunctionSpec,
-    *,
-    function_name: str,
-    region: str,
-    runtime_url: str,
-    overrides: dict[str, str],
-) -> dict[str, str]:
-    """The function's environment as Lambda would set it, pointed at the local runtime API.
-
-    Nothing of this process's environment is inherited (as on Lambda), and the credentials are
-    dummies on purpose: the local handler must never reach a real AWS account.
-    """
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
-        # No AWS config or credential files exist on Lambda; none of the user's may be read.
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        **fn.environment,
-    }
-    env.update(
-        {
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": runtime_url,
-            "AWS_LAMBDA_FUNCTION_NAME": function_name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
-            "LAMBDA_TASK_ROOT": str(fn.code_dir),
-            "_HANDLER": fn.handler,
-            # No X-Ray daemon runs locally.
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        }
-    )
-    env.update(overrides)
-    return env
 
 
 @dataclass

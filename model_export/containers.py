@@ -63,7 +63,7 @@ from container_contract.handler import (
     exception_status,
     import_script,
 )
-from container_contract.tfs import find_saved_models
+from container_contract.saved_models import find_saved_models
 from model_export.errors import ExportError
 
 __all__ = [

@@ -4,8 +4,9 @@
 the TF flavour TF Serving's REST ``POST /v1/models/<name>[/versions/<v>]:predict``. Decoding and
 encoding run in a thread pool, the model in one dedicated thread fed by the dynamic batcher, so
 the event loop never blocks on model work; a watchdog restarts a worker whose event loop or model
-call stays stuck past the request timeout (``Watchdog``). ``GET /_local/stats`` reports batching counters (not
-part of the container contract; the local stage's tests and benchmarks read it).
+call stays stuck past the request timeout (``watchdog.Watchdog``). ``GET /_local/stats`` reports
+batching counters (not part of the container contract; the local stage's tests and benchmarks
+read it).
 
 Errors the local stage itself produces (queue full, per-request timeout) carry an
 ``X-Local-Stage-Error`` header so that the runtime API can map them to SageMaker's throttling and
@@ -19,7 +20,6 @@ import contextlib
 import logging
 import os
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -36,6 +36,7 @@ from container_contract.handler import (
 )
 from local_stage.model_server import PID_HEADER
 from local_stage.model_server.batching import BatchingConfig, DynamicBatcher, Overloaded
+from local_stage.model_server.watchdog import WATCHDOG_GRACE_S, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -61,101 +62,6 @@ def model_thread() -> ThreadPoolExecutor:
     the cores, which cost ResNet-18 about 20% per forward pass on 2 cores.
     """
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
-
-
-WATCHDOG_EXIT_CODE = 70  # EX_SOFTWARE: the supervisor restarts the worker
-# How long past the request timeout a stalled event loop or model call is tolerated: long enough
-# for the timed-out requests to get their 504 first.
-WATCHDOG_GRACE_S = 1.0
-
-
-class Watchdog:
-    """Restarts a stuck worker, as TorchServe restarts a worker that misses its response timeout.
-
-    Two things can stall a worker for good: a handler step running on the event loop that blocks
-    (every request and even ``/ping`` then wait), and a model call that never returns (``/ping``
-    still answers, but every request queues behind it and times out). A thread checks both every
-    ``interval_s``; when either has lasted more than ``limit_s``, it names the cause in the log
-    and calls ``on_stall`` (by default: exit with WATCHDOG_EXIT_CODE, so the supervisor starts a
-    fresh worker and the runtime API routes around it meanwhile).
-    """
-
-    def __init__(
-        self,
-        limit_s: float,
-        *,
-        interval_s: float = 0.25,
-        on_stall: Any = None,
-    ) -> None:
-        self.limit_s = limit_s
-        self.interval_s = interval_s
-        self.on_stall = on_stall or self._exit
-        self.loop_beat = time.monotonic()
-        self.model_call_started: float | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._beat_task: asyncio.Task[None] | None = None
-
-    @staticmethod
-    def _exit(reason: str) -> None:
-        logging.shutdown()
-        os._exit(WATCHDOG_EXIT_CODE)
-
-    def wrap_model_call(self, fn: Any) -> Any:
-        """``fn`` (the batch runner) with its start time recorded for the watchdog."""
-
-        def timed(*args: Any) -> Any:
-            self.model_call_started = time.monotonic()
-            try:
-                return fn(*args)
-            finally:
-                self.model_call_started = None
-
-        return timed
-
-    async def _beat(self) -> None:
-        while True:
-            self.loop_beat = time.monotonic()
-            await asyncio.sleep(self.interval_s)
-
-    def start(self) -> None:
-        self.loop_beat = time.monotonic()
-        self._beat_task = asyncio.get_running_loop().create_task(self._beat(), name="watchdog")
-        self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._beat_task is not None:
-            self._beat_task.cancel()
-
-    def stalled(self, now: float) -> str | None:
-        """Why the worker counts as stuck at ``now``, or None."""
-        loop_idle = now - self.loop_beat
-        if loop_idle > self.limit_s:
-            return (
-                f"the event loop has not run for {loop_idle:.1f} s (a handler step running on "
-                f"it is blocking), past the {self.limit_s:g} s limit"
-            )
-        started = self.model_call_started
-        if started is not None and now - started > self.limit_s:
-            return (
-                f"one model call has run for {now - started:.1f} s, past the {self.limit_s:g} s "
-                "limit; every request behind it would time out"
-            )
-        return None
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            reason = self.stalled(time.monotonic())
-            if reason is not None:
-                log.error(
-                    "watchdog: %s. Exiting so that a fresh worker replaces this one (TorchServe "
-                    "restarts a worker that misses its response timeout the same way).",
-                    reason,
-                )
-                self.on_stall(reason)
-                return
 
 
 class ModelServer:

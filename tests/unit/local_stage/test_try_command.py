@@ -6,7 +6,7 @@ import json
 import shlex
 from pathlib import Path
 
-from local_stage.cli import _example_text, try_command
+from local_stage.first_request import example_text, try_command
 
 URL, KEY = "http://127.0.0.1:3000/prod", "k3y"
 
@@ -18,9 +18,9 @@ def write_manifest(folder: Path, task: str, instances: list) -> Path:
     return folder
 
 
-def test_a_text_model_gets_a_text_plain_curl_with_its_example_text(tmp_path):
+def test_a_text_model_gets_a_text_plain_curl_with_itsexample_text(tmp_path):
     model = write_manifest(tmp_path / "m", "text-classification", ["it's a great crew"])
-    text = _example_text(model)
+    text = example_text(model)
     assert text == "it's a great crew"
     words = shlex.split(try_command(URL, KEY, None, text))
     assert "x-api-key: k3y" in words
@@ -31,8 +31,8 @@ def test_a_text_model_gets_a_text_plain_curl_with_its_example_text(tmp_path):
 
 def test_an_image_model_gets_an_image_curl(tmp_path):
     model = write_manifest(tmp_path / "m", "image-classification", [{"b64": "AAAA"}])
-    assert _example_text(model) is None
-    assert _example_text(tmp_path / "no-manifest") is None
+    assert example_text(model) is None
+    assert example_text(tmp_path / "no-manifest") is None
     words = shlex.split(try_command(URL, KEY, Path("data/digits/test/7/a.png"), None))
     assert "Content-Type: image/png" in words
     assert words[words.index("--data-binary") + 1] == "@data/digits/test/7/a.png"

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from local_stage.model_server.server import Watchdog
+from local_stage.model_server.watchdog import Watchdog
 
 
 def test_a_blocked_event_loop_is_reported_with_its_cause():

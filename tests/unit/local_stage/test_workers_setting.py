@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from local_stage.cli import model_server_workers
 from local_stage.errors import LocalStageError
+from local_stage.model_instances import model_server_workers
 
 
 def workers(flag: int | None, *, flavour: str = "tensorflow", instances: int = 1) -> int:
