@@ -32,7 +32,9 @@ class _Record(BaseModel):
 
 class FileEntry(_Record):
     sha256: str = Field(pattern=_SHA256)
-    bytes: int = Field(ge=0)
+    bytes: int | None = Field(
+        None, ge=0, description="the exporter records it; verify needs only sha256"
+    )
 
 
 class Container(_Record):
