@@ -12,7 +12,6 @@ the CLI from your AWS profile) or from `-c account=... -c region=...`; synth mak
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -74,7 +73,7 @@ def build_app(app: cdk.App, overrides: dict[str, Any] | None = None) -> ServingS
     destroying = str(app.node.try_get_context(FOR_DESTROY)).lower() == "true"
     artifact = PROJECT_ROOT / config.resolved_artifact_path
     if destroying and not config.model_data_url and not artifact.is_file():
-        config = dataclasses.replace(config, **_DESTROY_PLACEHOLDER)  # type: ignore[arg-type]
+        config = config.replace(**_DESTROY_PLACEHOLDER)
     model_source = resolve_model_source(config, PROJECT_ROOT)
     stack = ServingStack(
         app,

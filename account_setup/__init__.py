@@ -7,6 +7,6 @@
 * :mod:`account_setup.execution_policy` (``make bootstrap``): the managed policies the
   CloudFormation execution role gets instead of AdministratorAccess, kept as JSON beside it.
 
-Only boto3 and the standard library are imported here (plus ``stacks.config``, which is pure
-Python): no CDK, no ML frameworks, so a check takes seconds.
+Only boto3 and the standard library are imported here (plus ``stacks.config``, which needs only
+pydantic): no CDK, no ML frameworks, so a check takes seconds.
 """

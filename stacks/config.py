@@ -4,28 +4,28 @@
 take typed keyword-only arguments and never read context themselves.
 
 Precedence, lowest first: the `defaults` block, the stage's block (`stages.<stage>`), the model's
-block (`models.<model>`), then flat `cdk -c key=value` overrides. Every key is validated; a wrong key
-or value raises :class:`ConfigError` naming the key, the bad value and what is allowed.
+block (`models.<model>`), then flat `cdk -c key=value` overrides. Every key is declared once below
+(type, default, bounds, description) and validated by pydantic; a wrong key or value raises
+:class:`ConfigError` naming the key, the bad value and what is allowed.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from contracts.naming import STAGES, stack_name
 from stacks.instance_types import copy_resources
 
 CONTEXT_ROOT = "ml-serving"
-FRAMEWORKS = ("pytorch", "tensorflow")
-API_AUTH_MODES = ("api_key", "iam")
 
 # Instance families with NVMe instance storage: SageMaker rejects a KmsKeyId on their endpoint
 # configs because the volume is hardware-encrypted already.
@@ -33,6 +33,13 @@ _INSTANCE_STORAGE_FAMILIES = re.compile(
     r"^ml\.(?:[a-z]+\d+[a-z]*d[a-z]*|g4dn|g5|g6|g6e|gr6|p3dn|p4d|p4de|p5|p5e|p5en|trn1|trn1n|"
     r"trn2|inf2)\.",
 )
+# Application Auto Scaling's schedule expressions (PutScheduledAction's Schedule).
+_SCHEDULE = (
+    r"^(?:at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)"
+    r"|rate\([1-9]\d* (?:minute|minutes|hour|hours|day|days)\)"
+    r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$"
+)
+_S3 = r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]"
 
 
 class ConfigError(ValueError):
@@ -44,89 +51,204 @@ def volume_kms_supported(instance_type: str) -> bool:
     return not _INSTANCE_STORAGE_FAMILIES.match(instance_type)
 
 
-@dataclass(frozen=True, kw_only=True)
-class ServingConfig:
+def _bad(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"config key '{key}' has bad value {value!r}: {allowed}")
+
+
+def _text(pattern: str, allowed: str, default: str | None = "") -> Any:
+    """A string key matching ``pattern``; the empty default means "not set" and is allowed too."""
+    if default is None:  # required, or an item of a list or object
+        return Field(pattern=rf"^(?:{pattern})$", description=allowed or None)
+    optional = "?" if default == "" else ""
+    return Field(default, pattern=rf"^(?:{pattern}){optional}$", description=allowed)
+
+
+def _require(ok: bool, key: str, value: Any, rule: str = "", **values: Any) -> None:
+    """Raise the ConfigError of ``_RULES[rule or key]`` (formatted with ``values``) unless ok."""
+    if not ok:
+        raise _bad(key, value, _RULES[rule or key].format(**values))
+
+
+# What the rules that span keys allow.
+_RULES = {
+    "framework": "must name the framework (pytorch or tensorflow) when model_data_url is set: "
+    "synth reads no S3 object. `make deploy MODEL_DATA_URL=...` reads it from the artifact's "
+    "manifest first; with the CDK CLI, add $(python -m model_export context <url>)",
+    "framework_version": "must name the serving container version (e.g. 2.6) when model_data_url "
+    "is set; `python -m model_export context <url>` reads it from the artifact's manifest",
+    "model_data_prefix": "must be an s3://bucket/folder/ URI ending in / that model_data_url lies "
+    "under",
+    "max_instances": "must be at least 1 and at least min_instances ({min_instances})",
+    "min_instances_zero": "must be 0 with capacity_mode scale_to_zero (the floor it scales in "
+    "to); keep a stage warm with capacity_mode always_on or a scaling_schedules entry instead",
+    "min_instances_on": "must be at least 1 with capacity_mode always_on (a production variant "
+    "cannot have 0 instances); set capacity_mode scale_to_zero to let it go to 0",
+    "initial_instance_count": "must lie between max(1, min_instances) ({low}) and max_instances "
+    "({max_instances})",
+    "schedule_name": "must be unique among the stage's schedules",
+    "min_capacity": "must be at least 1 with capacity_mode always_on",
+    "max_capacity": "must be at least min_capacity ({low}) and {floor}",
+}
+
+
+# Strict: a bool is no integer and "3" no number (build_config turns `-c` strings into JSON values
+# first); extra keys are errors; the regexes use lookaheads, which pydantic's Rust engine lacks.
+_MODEL_CONFIG = ConfigDict(strict=True, extra="forbid", frozen=True, regex_engine="python-re")
+
+
+class ScalingSchedule(BaseModel):
+    """A scheduled action on the endpoint's scalable target (PutScheduledAction)."""
+
+    model_config = _MODEL_CONFIG
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9._-]{1,64}$", description="1-64 letters, digits, '.', '_' or '-'"
+    )
+    schedule: str = Field(
+        pattern=_SCHEDULE,
+        description="an Application Auto Scaling schedule: cron(min hour day month weekday "
+        "year), e.g. cron(0 19 ? * MON-FRI *), rate(N minutes|hours|days) or "
+        "at(yyyy-mm-ddThh:mm:ss)",
+    )
+    timezone: str = Field("", description="IANA time zone of the schedule (empty: UTC)")
+    min_capacity: int = Field(ge=0, le=100, description="instances (or copies) from then on")
+    max_capacity: int = Field(ge=0, le=100, description="instances (or copies) from then on")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            if value:
+                ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as Europe/Berlin") from None
+        return value
+
+
+class ServingConfig(BaseModel):
     """Everything a user tunes about one deployed model in one stage. See README "Configuration"."""
 
+    model_config = _MODEL_CONFIG
+
     stage: Literal["dev", "prod"]
-    model: str
-    account: str = ""
-    region: str = ""
+    # The stack name feeds the endpoint name (63 characters, letters, digits and hyphens). No "--"
+    # and no trailing hyphen: "mlserving-<stage>-<model>--" starts this stack's endpoint names and
+    # no other stack's (the gateway may invoke exactly those).
+    model: str = _text(
+        r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,29}",
+        "1-30 lower-case letters, digits or single hyphens, starting with a letter and not ending "
+        "with a hyphen",
+        default=None,
+    )
+    account: str = _text(r"\d{12}", "a 12-digit AWS account id")
+    region: str = _text(r"[a-z]{2}(-[a-z]+)+-\d", "an AWS region name such as us-east-1")
 
     # --- model artifact and serving container ---------------------------------------------------
-    # `artifacts/<model>/model.tar.gz` (made by `make artifacts`) unless model_data_url is set.
-    artifact_path: str = ""
-    model_data_url: str = ""
-    # The S3 folder holding every version of the model (default: see model_versions_url).
-    model_data_prefix: str = ""
+    artifact_path: str = Field("", description="default: artifacts/<model>/model.tar.gz")
+    model_data_url: str = _text(
+        rf"{_S3}/.+\.tar\.gz", "an s3://bucket/key.tar.gz URI of a model artifact"
+    )
+    # Default: see model_versions_url.
+    model_data_prefix: str = _text(
+        rf"{_S3}/(.+/)?", "an s3://bucket/folder/ URI ending in / that model_data_url lies under"
+    )
     # "auto" takes framework, version and content type from the artifact's manifest.json.
     framework: Literal["auto", "pytorch", "tensorflow"] = "auto"
     framework_version: str = "auto"
     py_version: str = "py312"
-    image_uri: str = ""
-    container_env: Mapping[str, str] = field(default_factory=dict)
+    image_uri: str = _text(
+        r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+[:@].+",
+        "an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>",
+    )
+    container_env: Mapping[Annotated[str, _text(r"[A-Za-z_][A-Za-z0-9_]*", "", None)], str] = Field(
+        default_factory=dict, description="environment variable names and string values"
+    )
     endpoint_content_type: str = "auto"
-    # PyTorch (AWS's Ray Serve container): the adapter's limit on one call into Serve
-    # (RAYSERVE_BACKEND_TIMEOUT; SageMaker allows an invocation 60 s), and the Ray Serve settings
-    # the artifact's config.yaml must have been exported with (0, or -1 for the batch wait: take
-    # whatever the artifact says). Serve reads them from the artifact, so a mismatch fails synth
-    # with the re-export command.
-    model_timeout_s: int = 60
-    serve_replicas: int = 0
-    serve_cpus_per_replica: float = 0.0
-    serve_max_ongoing_requests: int = 0
-    serve_max_batch_size: int = 0
-    serve_batch_wait_ms: float = -1.0
+    # PyTorch (AWS's Ray Serve container): the Ray Serve settings the artifact's config.yaml must
+    # have been exported with. Serve reads them from the artifact, so a mismatch fails synth with
+    # the re-export command.
+    model_timeout_s: int = Field(
+        60,
+        ge=1,
+        le=60,
+        description="RAYSERVE_BACKEND_TIMEOUT; SageMaker ends an invocation at 60 s",
+    )
+    serve_replicas: int = Field(0, ge=0, description="0: as exported")
+    serve_cpus_per_replica: float = Field(0.0, ge=0, description="0: as exported")
+    serve_max_ongoing_requests: int = Field(0, ge=0, description="0: as exported")
+    serve_max_batch_size: int = Field(0, ge=0, description="0: as exported")
+    serve_batch_wait_ms: float = -1.0  # -1: as exported
 
     # --- endpoint -------------------------------------------------------------------------------
-    instance_type: str = "ml.m5.large"
+    instance_type: str = _text(
+        r"ml\.[a-z0-9]+\.[a-z0-9]+", "a SageMaker instance type such as ml.m5.large", "ml.m5.large"
+    )
     initial_instance_count: int = 1
     volume_kms: bool = True
-    container_startup_timeout_s: int = 600
+    container_startup_timeout_s: int = Field(600, ge=60, le=3600)
 
     # --- autoscaling ----------------------------------------------------------------------------
     # always_on: a production variant with min_instances..max_instances instances. scale_to_zero:
     # the model is an inference component whose copy count (one copy per instance) goes to 0
     # when idle and back on the first request (min_instances must be 0). README "Scale to zero".
     capacity_mode: Literal["always_on", "scale_to_zero"] = "always_on"
-    # What the API's 503 tells a caller to wait while capacity comes back from zero (seconds).
-    cold_start_retry_after_s: int = 60
-    # Scheduled actions on the scalable target: [{"name", "schedule" (cron(...), rate(...) or
-    # at(...)), "timezone" (IANA, optional), "min_capacity", "max_capacity"}].
-    scaling_schedules: tuple[Mapping[str, Any], ...] = ()
-    min_instances: int = 1
-    max_instances: int = 2
-    target_invocations_per_instance: int = 70  # per minute, SageMakerVariantInvocationsPerInstance
-    scale_in_cooldown_s: int = 300
-    scale_out_cooldown_s: int = 60
+    cold_start_retry_after_s: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="what the API's 503 tells a caller to wait while capacity comes back from zero",
+    )
+    scaling_schedules: tuple[ScalingSchedule, ...] = ()
+    min_instances: int = Field(1, ge=0, le=100)
+    max_instances: int = Field(2, le=100)  # the lower bound depends on min_instances
+    target_invocations_per_instance: int = Field(
+        70, ge=1, le=100_000, description="per minute (SageMakerVariantInvocationsPerInstance)"
+    )
+    scale_in_cooldown_s: int = Field(300, ge=0, le=3600)
+    scale_out_cooldown_s: int = Field(60, ge=0, le=3600)
 
     # --- Lambda ---------------------------------------------------------------------------------
-    lambda_memory_mb: int = 512
-    lambda_timeout_s: int = 29
-    provisioned_concurrency: int = 0
+    lambda_memory_mb: int = Field(512, ge=128, le=10_240)
+    lambda_timeout_s: int = Field(
+        29, ge=1, le=29, description="API Gateway gives up on the integration after 29 s"
+    )
+    provisioned_concurrency: int = Field(0, ge=0, le=1000)
     # Reserve lambda_reserved_concurrency of the account's Lambda concurrency for the gateway
     # (and cap it there). Off where the account's quota leaves no room (new accounts: 10 in all).
     reserve_lambda_concurrency: bool = True
-    powertools_layer_version: int = 27
+    powertools_layer_version: int = Field(27, ge=1, le=10_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- API ------------------------------------------------------------------------------------
     api_auth: Literal["api_key", "iam"] = "api_key"
-    throttle_rate_limit: float = 50.0  # requests per second, steady state
-    throttle_burst_limit: int = 100
-    quota_per_day: int = 0  # 0: no daily quota on the API key's usage plan
-    cors_allow_origin: str = ""
-    binary_media_types: tuple[str, ...] = ("image/png", "image/jpeg", "application/x-npy")
+    throttle_rate_limit: float = Field(
+        50.0, gt=0, le=10_000, description="requests per second, steady state (account limit)"
+    )
+    throttle_burst_limit: int = Field(100, gt=0, le=5_000, description="the account limit")
+    quota_per_day: int = Field(0, ge=0, le=100_000_000, description="0: no daily quota")
+    cors_allow_origin: str = _text(
+        r"\*|https?://[A-Za-z0-9.\-]+(:\d+)?",
+        "empty (CORS off), * or an origin like https://app.example.com",
+    )
+    binary_media_types: tuple[Annotated[str, _text(r"[a-z]+/[a-z0-9.+*\-]+", "", None)], ...] = (
+        Field(
+            ("image/png", "image/jpeg", "application/x-npy"),
+            description="a list of media types such as image/png",
+        )
+    )
 
     # --- access for callers outside the API -----------------------------------------------------
-    client_role_principal: str = ""  # an account id or IAM ARN allowed to assume the client role
+    client_role_principal: str = _text(
+        r"\d{12}|arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)",
+        "a 12-digit account id or an IAM role/user ARN (may assume the client role)",
+    )
 
     # --- storage, logs, alarms ------------------------------------------------------------------
     retain_data: bool = False  # prod: True (bucket, keys and logs survive `cdk destroy`)
-    noncurrent_version_expiration_days: int = 30
-    log_retention_days: int = 30
-    alarm_email: str = ""
-    latency_alarm_p99_ms: int = 1000
+    noncurrent_version_expiration_days: int = Field(30, ge=1, le=3650)
+    log_retention_days: int = Field(30, ge=1, le=3653)
+    alarm_email: str = _text(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an email address")
+    latency_alarm_p99_ms: int = Field(1000, ge=1, le=60_000)
 
     # --- derived ---------------------------------------------------------------------------------
     @property
@@ -181,399 +303,178 @@ class ServingConfig:
     def resolved_artifact_path(self) -> Path:
         return Path(self.artifact_path or f"artifacts/{self.model}/model.tar.gz")
 
-    def __post_init__(self) -> None:
-        for spec in _VALIDATORS:
-            spec(self)
+    def replace(self, **changes: Any) -> ServingConfig:
+        """A copy with ``changes``, validated again (pydantic's model_copy does not validate)."""
+        return _validated({**dict(self), **changes})
 
+    # --- validation beyond one key's type and bounds --------------------------------------------
+    @field_validator("binary_media_types", "scaling_schedules", mode="before")
+    @classmethod
+    def _list_as_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
 
-# --- validation ------------------------------------------------------------------------------------
+    @field_validator("serve_batch_wait_ms")
+    @classmethod
+    def _batch_wait(cls, value: float) -> float:
+        if not (value == -1 or 0 <= value <= 1000):
+            raise ValueError("must be -1 (as exported) or 0-1000 milliseconds")
+        return value
 
-
-def _check(key: str, ok: bool, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}' has bad value {value!r}: {allowed}")
-
-
-def _literal_choices(name: str) -> tuple[str, ...] | None:
-    hint = _hints()[name]
-    return tuple(get_args(hint)) if get_origin(hint) is Literal else None
-
-
-@functools.cache
-def _hints() -> dict[str, Any]:
-    return get_type_hints(ServingConfig)
-
-
-def _int_range(key: str, low: int, high: int) -> Callable[[ServingConfig], None]:
-    def check(cfg: ServingConfig) -> None:
-        value = getattr(cfg, key)
-        _check(key, low <= value <= high, value, f"must be an integer from {low} to {high}")
-
-    return check
-
-
-def _validate_literals(cfg: ServingConfig) -> None:
-    for f in dataclasses.fields(cfg):
-        choices = _literal_choices(f.name)
-        if choices is not None:
-            value = getattr(cfg, f.name)
-            _check(f.name, value in choices, value, f"must be one of {', '.join(choices)}")
-
-
-def _validate_names(cfg: ServingConfig) -> None:
-    # The stack name feeds the endpoint name (63 characters, letters, digits and hyphens).
-    # No "--" and no trailing hyphen: "mlserving-<stage>-<model>--" starts this stack's endpoint
-    # names and no other stack's (the gateway may invoke exactly those).
-    _check(
-        "model",
-        bool(re.fullmatch(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,29}", cfg.model)),
-        cfg.model,
-        "must be 1-30 lower-case letters, digits or single hyphens, starting with a letter and "
-        "not ending with a hyphen",
-    )
-    if cfg.account:
-        _check(
-            "account",
-            bool(re.fullmatch(r"\d{12}", cfg.account)),
-            cfg.account,
-            "must be a 12-digit AWS account id",
+    @model_validator(mode="after")
+    def _cross_key_rules(self) -> ServingConfig:
+        url, low, high = self.model_data_url, self.min_instances, self.max_instances
+        zero = self.capacity_mode == "scale_to_zero"
+        _require(not url or self.framework != "auto", "framework", "auto")
+        _require(not url or self.framework_version != "auto", "framework_version", "auto")
+        _require(
+            url.startswith(self.model_data_prefix), "model_data_prefix", self.model_data_prefix
         )
-    if cfg.region:
-        _check(
-            "region",
-            bool(re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", cfg.region)),
-            cfg.region,
-            "must be an AWS region name such as us-east-1",
-        )
-
-
-def _validate_artifact(cfg: ServingConfig) -> None:
-    if cfg.model_data_url:
-        _check(
-            "model_data_url",
-            bool(
-                re.fullmatch(
-                    r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+\.tar\.gz", cfg.model_data_url
-                )
-            ),
-            cfg.model_data_url,
-            "must be an s3://bucket/key.tar.gz URI of a model artifact",
-        )
-        _check(
-            "framework",
-            cfg.framework != "auto",
-            cfg.framework,
-            "must name the framework (pytorch or tensorflow) when model_data_url is set: synth "
-            "reads no S3 object. `make deploy MODEL_DATA_URL=...` reads it from the artifact's "
-            "manifest first; with the CDK CLI, add $(python -m model_export context <url>)",
-        )
-        _check(
-            "framework_version",
-            cfg.framework_version != "auto",
-            cfg.framework_version,
-            "must name the serving container version (e.g. 2.6) when model_data_url is set; "
-            "`python -m model_export context <url>` reads it from the artifact's manifest",
-        )
-    if cfg.model_data_prefix:
-        _check(
-            "model_data_prefix",
-            bool(
-                re.fullmatch(
-                    r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/(.+/)?", cfg.model_data_prefix
-                )
-            )
-            and cfg.model_data_url.startswith(cfg.model_data_prefix),
-            cfg.model_data_prefix,
-            "must be an s3://bucket/folder/ URI ending in / that model_data_url lies under",
-        )
-    if cfg.image_uri:
-        _check(
-            "image_uri",
-            bool(
-                re.fullmatch(
-                    r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+[:@].+",
-                    cfg.image_uri,
-                )
-            ),
-            cfg.image_uri,
-            "must be an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>",
-        )
-    for key, value in cfg.container_env.items():
-        _check(
-            "container_env",
-            bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)) and isinstance(value, str),
-            {key: value},
-            "must map environment variable names to string values",
-        )
-
-
-def _validate_capacity(cfg: ServingConfig) -> None:
-    _check(
-        "instance_type",
-        bool(re.fullmatch(r"ml\.[a-z0-9]+\.[a-z0-9]+", cfg.instance_type)),
-        cfg.instance_type,
-        "must be a SageMaker instance type such as ml.m5.large",
-    )
-    _check(
-        "max_instances",
-        cfg.max_instances >= max(1, cfg.min_instances),
-        cfg.max_instances,
-        f"must be at least 1 and at least min_instances ({cfg.min_instances})",
-    )
-    if cfg.capacity_mode == "scale_to_zero":
-        try:
-            copy_resources(cfg.instance_type)
-        except ValueError as err:
-            raise ConfigError(f"instance_type={cfg.instance_type!r}: {err}") from err
-        _check(
-            "min_instances",
-            cfg.min_instances == 0,
-            cfg.min_instances,
-            "must be 0 with capacity_mode scale_to_zero (the floor it scales in to); keep a "
-            "stage warm with capacity_mode always_on or a scaling_schedules entry instead",
-        )
-    else:
-        _check(
-            "min_instances",
-            cfg.min_instances >= 1,
-            cfg.min_instances,
-            "must be at least 1 with capacity_mode always_on (a production variant cannot have "
-            "0 instances); set capacity_mode scale_to_zero to let it go to 0",
-        )
-    _check(
-        "initial_instance_count",
-        max(1, cfg.min_instances) <= cfg.initial_instance_count <= cfg.max_instances,
-        cfg.initial_instance_count,
-        f"must lie between max(1, min_instances) ({max(1, cfg.min_instances)}) and max_instances "
-        f"({cfg.max_instances})",
-    )
-    _check(
-        "throttle_rate_limit",
-        0 < cfg.throttle_rate_limit <= 10_000,
-        cfg.throttle_rate_limit,
-        "must be a positive number of requests per second, at most 10000 (the account limit)",
-    )
-    _check(
-        "throttle_burst_limit",
-        0 < cfg.throttle_burst_limit <= 5_000,
-        cfg.throttle_burst_limit,
-        "must be a positive integer, at most 5000 (the account limit)",
-    )
-    _check(
-        "model_timeout_s",
-        1 <= cfg.model_timeout_s <= 60,
-        cfg.model_timeout_s,
-        "must be 1-60 seconds: SageMaker ends an invocation after 60 s",
-    )
-    for key in ("serve_replicas", "serve_max_ongoing_requests", "serve_max_batch_size"):
-        _check(key, getattr(cfg, key) >= 0, getattr(cfg, key), "must be 0 (as exported) or more")
-    _check(
-        "serve_cpus_per_replica",
-        cfg.serve_cpus_per_replica >= 0,
-        cfg.serve_cpus_per_replica,
-        "must be 0 (as exported) or a positive number of CPUs",
-    )
-    _check(
-        "serve_batch_wait_ms",
-        cfg.serve_batch_wait_ms == -1 or 0 <= cfg.serve_batch_wait_ms <= 1000,
-        cfg.serve_batch_wait_ms,
-        "must be -1 (as exported) or 0-1000 milliseconds",
-    )
-    _check(
-        "lambda_timeout_s",
-        1 <= cfg.lambda_timeout_s <= 29,
-        cfg.lambda_timeout_s,
-        "must be 1-29 seconds: API Gateway gives up on the integration after 29 s",
-    )
-
-
-_SCHEDULE_KEYS = {"name", "schedule", "timezone", "min_capacity", "max_capacity"}
-# Application Auto Scaling's schedule expressions (PutScheduledAction's Schedule).
-_SCHEDULE_RE = re.compile(
-    r"at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)"
-    r"|rate\([1-9]\d* (?:minute|minutes|hour|hours|day|days)\)"
-    r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\)"
-)
-
-
-def _validate_schedules(cfg: ServingConfig) -> None:
-    names: set[str] = set()
-    floor = 0 if cfg.capacity_mode == "scale_to_zero" else 1
-    for i, entry in enumerate(cfg.scaling_schedules):
-        where = f"scaling_schedules[{i}]"
-
-        def bad(what: str, value: Any, allowed: str, where: str = where) -> None:
-            raise ConfigError(f"config key '{where}.{what}' has bad value {value!r}: {allowed}")
-
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"config key '{where}' has bad value {entry!r}: must be an object")
-        unknown = set(entry) - _SCHEDULE_KEYS
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {sorted(unknown)} in {where}; allowed: "
-                f"{', '.join(sorted(_SCHEDULE_KEYS))}"
-            )
-        for key in ("name", "schedule", "min_capacity", "max_capacity"):
-            if key not in entry:
-                raise ConfigError(
-                    f"{where} lacks '{key}' (it needs name, schedule, "
-                    "min_capacity and max_capacity; timezone is optional)"
-                )
-        name = entry["name"]
-        if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name)):
-            bad("name", name, "must be 1-64 letters, digits, '.', '_' or '-'")
-        if name in names:
-            bad("name", name, "must be unique among the stage's schedules")
-        names.add(name)
-        schedule = entry["schedule"]
-        if not (isinstance(schedule, str) and _SCHEDULE_RE.fullmatch(schedule)):
-            bad(
-                "schedule",
-                schedule,
-                "must be an Application Auto Scaling schedule: cron(min hour day month weekday "
-                "year), e.g. cron(0 19 ? * MON-FRI *), rate(N minutes|hours|days) or "
-                "at(yyyy-mm-ddThh:mm:ss)",
-            )
-        timezone = entry.get("timezone")
-        if timezone is not None:
+        _require(high >= max(1, low), "max_instances", high, min_instances=low)
+        if zero:
             try:
-                ZoneInfo(str(timezone))
-            except (ZoneInfoNotFoundError, ValueError):
-                bad("timezone", timezone, "must be an IANA time zone such as Europe/Berlin")
-        low, high = entry["min_capacity"], entry["max_capacity"]
-        for key, value in (("min_capacity", low), ("max_capacity", high)):
-            if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100):
-                bad(key, value, "must be an integer from 0 to 100")
-        if low < floor:
-            bad("min_capacity", low, "must be at least 1 with capacity_mode always_on")
-        if high < max(low, floor):
-            bad("max_capacity", high, f"must be at least min_capacity ({low}) and {floor}")
+                copy_resources(self.instance_type)
+            except ValueError as err:
+                raise ConfigError(f"instance_type={self.instance_type!r}: {err}") from err
+        _require(low == 0 or not zero, "min_instances", low, "min_instances_zero")
+        _require(low >= 1 or zero, "min_instances", low, "min_instances_on")
+        count = self.initial_instance_count
+        _require(
+            max(1, low) <= count <= high,
+            "initial_instance_count",
+            count,
+            low=max(1, low),
+            max_instances=high,
+        )
+        names: set[str] = set()
+        for i, entry in enumerate(self.scaling_schedules):
+            key, low, floor = f"scaling_schedules[{i}]", entry.min_capacity, 0 if zero else 1
+            _require(entry.name not in names, f"{key}.name", entry.name, "schedule_name")
+            names.add(entry.name)
+            _require(low >= floor, f"{key}.min_capacity", low, "min_capacity")
+            _require(
+                entry.max_capacity >= max(low, floor),
+                f"{key}.max_capacity",
+                entry.max_capacity,
+                "max_capacity",
+                low=low,
+                floor=floor,
+            )
+        return self
 
 
-def _validate_api(cfg: ServingConfig) -> None:
-    if cfg.cors_allow_origin:
-        _check(
-            "cors_allow_origin",
-            cfg.cors_allow_origin == "*"
-            or bool(re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:\d+)?", cfg.cors_allow_origin)),
-            cfg.cors_allow_origin,
-            "must be empty (CORS off), * or an origin like https://app.example.com",
-        )
-    for media_type in cfg.binary_media_types:
-        _check(
-            "binary_media_types",
-            bool(re.fullmatch(r"[a-z]+/[a-z0-9.+*\-]+", media_type)),
-            media_type,
-            "must be a list of media types such as image/png",
-        )
-    if cfg.client_role_principal:
-        _check(
-            "client_role_principal",
-            bool(
-                re.fullmatch(
-                    r"\d{12}|arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+)",
-                    cfg.client_role_principal,
-                )
-            ),
-            cfg.client_role_principal,
-            "must be a 12-digit account id or an IAM role/user ARN",
-        )
-    if cfg.alarm_email:
-        _check(
-            "alarm_email",
-            bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", cfg.alarm_email)),
-            cfg.alarm_email,
-            "must be an email address",
-        )
+# --- pydantic's errors, in the project's words ------------------------------------------------------
+
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_BOUNDS = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}
 
 
-_VALIDATORS: tuple[Callable[[ServingConfig], None], ...] = (
-    _validate_literals,
-    _validate_names,
-    _validate_artifact,
-    _validate_capacity,
-    _validate_api,
-    _validate_schedules,
-    _int_range("container_startup_timeout_s", 60, 3600),
-    _int_range("cold_start_retry_after_s", 1, 3600),
-    _int_range("min_instances", 0, 100),
-    _int_range("max_instances", 1, 100),
-    _int_range("target_invocations_per_instance", 1, 100_000),
-    _int_range("scale_in_cooldown_s", 0, 3600),
-    _int_range("scale_out_cooldown_s", 0, 3600),
-    _int_range("lambda_memory_mb", 128, 10_240),
-    _int_range("provisioned_concurrency", 0, 1000),
-    _int_range("powertools_layer_version", 1, 10_000),
-    _int_range("quota_per_day", 0, 100_000_000),
-    _int_range("noncurrent_version_expiration_days", 1, 3650),
-    _int_range("log_retention_days", 1, 3653),
-    _int_range("latency_alarm_p99_ms", 1, 60_000),
-)
+def _field_info(loc: tuple[int | str, ...]) -> FieldInfo:
+    names = [part for part in loc if isinstance(part, str)]
+    model = ScalingSchedule if names[0] == "scaling_schedules" and len(names) > 1 else ServingConfig
+    return model.model_fields[names[-1]]
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _expected(annotation: Any) -> str:
+    if annotation in _EXPECTED:
+        return _EXPECTED[annotation]
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(get_args(annotation))
+    if get_origin(annotation) is tuple:
+        item = get_args(annotation)[0]
+        return "a JSON list of " + ("schedule objects" if item is ScalingSchedule else "strings")
+    return "a JSON object of string values"
+
+
+def _allowed(error: Any, info: FieldInfo) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "value_error":
+        return str(ctx["error"])
+    if kind == "string_pattern_mismatch":
+        return f"must be {info.description}"
+    if kind in ("model_type", "model_attributes_type"):
+        return "must be a JSON object"
+    if kind.endswith("_type") or kind == "literal_error":
+        return f"must be {_expected(info.annotation)}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bounds = {k: getattr(m, k) for m in info.metadata for k in _BOUNDS if hasattr(m, k)}
+        span = (
+            f"from {bounds['ge']} to {bounds['le']}"
+            if bounds.keys() == {"ge", "le"}
+            else " and ".join(f"{_BOUNDS[k]} {v}" for k, v in bounds.items())
+        )
+        why = f" ({info.description})" if info.description else ""
+        return f"must be {_expected(info.annotation)} {span}{why}"
+    return f"must be valid: {error['msg']}"
+
+
+def _config_error(error: ValidationError) -> ConfigError:
+    """One ConfigError for every problem pydantic found, one line each."""
+    lines: list[str] = []
+    unknown: dict[tuple[int | str, ...], list[str]] = {}
+    for problem in error.errors(include_url=False):
+        loc, ctx = problem["loc"], problem.get("ctx", {})
+        if isinstance(ctx.get("error"), ConfigError):
+            lines.append(str(ctx["error"]))
+        elif problem["type"] == "extra_forbidden":
+            unknown.setdefault(loc[:-1], []).append(str(loc[-1]))
+        elif problem["type"] == "missing":
+            lines.append(
+                f"{_key(loc[:-1])} lacks '{loc[-1]}' (it needs name, schedule, min_capacity and "
+                "max_capacity; timezone is optional)"
+                if loc[0] == "scaling_schedules"
+                else f"config key '{_key(loc)}' is required"
+            )
+        else:
+            lines.append(
+                str(_bad(_key(loc), problem["input"], _allowed(problem, _field_info(loc))))
+            )
+    for parent, keys in unknown.items():
+        fields = ScalingSchedule.model_fields if parent else ServingConfig.model_fields
+        lines.append(
+            f"unknown key(s) {sorted(keys)} in {_key(parent) or 'the config'}; allowed: "
+            f"{', '.join(sorted(fields))}"
+        )
+    return ConfigError("\n".join(lines))
+
+
+def _validated(values: Mapping[str, Any]) -> ServingConfig:
+    try:
+        return ServingConfig.model_validate(values)
+    except ValidationError as error:
+        raise _config_error(error) from None
+
 
 # --- building from context ---------------------------------------------------------------------------
 
-_FIELDS = {f.name: f for f in dataclasses.fields(ServingConfig)}
 # Keys that come from elsewhere (stage/model selection and the CDK environment), not the blocks.
-_SELECTORS = ("stage", "model")
+_NOT_IN_BLOCKS = ("stage", "model", "account", "region")
+
+
+def allowed_keys() -> list[str]:
+    return sorted(k for k in ServingConfig.model_fields if k not in _NOT_IN_BLOCKS)
 
 
 def _coerce(key: str, raw: Any) -> Any:
-    """Turn a context value (JSON from cdk.json, or a string from `cdk -c`) into the field's type."""
-    hint = str(ServingConfig.__annotations__[key])
-    if key == "scaling_schedules":
-        if isinstance(raw, str):
-            try:
-                raw = json.loads(raw)
-            except json.JSONDecodeError:
-                raw = None
-        _check(key, isinstance(raw, list), raw, "must be a JSON list of schedule objects")
-        return tuple(raw)
-    structured = hint in ("int", "float", "bool") or hint.startswith(("tuple", "Mapping"))
-    if isinstance(raw, str) and structured:
-        text = raw.strip()
-        if hint == "bool":
-            if text.lower() in ("true", "1", "yes"):
-                return True
-            if text.lower() in ("false", "0", "no"):
-                return False
-            raise ConfigError(f"config key '{key}' has bad value {raw!r}: must be true or false")
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError:
-            expected = (
-                "a JSON list"
-                if hint.startswith("tuple")
-                else ("a JSON object" if hint.startswith("Mapping") else f"a number ({hint})")
-            )
-            raise ConfigError(
-                f"config key '{key}' has bad value {raw!r}: must be {expected}"
-            ) from None
-    if hint == "bool":
-        _check(key, isinstance(raw, bool), raw, "must be true or false")
-    elif hint == "int":
-        _check(key, isinstance(raw, int) and not isinstance(raw, bool), raw, "must be an integer")
-    elif hint == "float":
-        _check(
-            key,
-            isinstance(raw, (int, float)) and not isinstance(raw, bool),
-            raw,
-            "must be a number",
+    """A string from `cdk -c key=value` (or cdk.json) as the JSON value the key's type takes.
+
+    A string that does not parse is passed on unchanged: the model then names the type it needs.
+    """
+    annotation = ServingConfig.model_fields[key].annotation
+    if not isinstance(raw, str) or annotation is str or get_origin(annotation) is Literal:
+        return raw
+    text = raw.strip()
+    if annotation is bool:
+        return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
+            text.lower(), raw
         )
-        raw = float(raw)
-    elif hint.startswith("tuple"):
-        _check(
-            key,
-            isinstance(raw, list) and all(isinstance(v, str) for v in raw),
-            raw,
-            "must be a list of strings",
-        )
-        raw = tuple(raw)
-    elif hint.startswith("Mapping"):
-        _check(key, isinstance(raw, dict), raw, "must be an object of string values")
-        raw = {str(k): v for k, v in raw.items()}
-    else:
-        _check(key, isinstance(raw, str), raw, "must be a string")
-    return raw
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return raw
 
 
 def _merge_block(target: dict[str, Any], block: Any, where: str) -> None:
@@ -582,15 +483,14 @@ def _merge_block(target: dict[str, Any], block: Any, where: str) -> None:
     if not isinstance(block, dict):
         raise ConfigError(f"'{where}' in cdk.json context must be an object of config keys")
     for key, value in block.items():
-        if key not in _FIELDS or key in _SELECTORS or key in ("account", "region"):
+        if key not in allowed_keys():
+            near = difflib.get_close_matches(key, allowed_keys(), n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise ConfigError(
-                f"unknown config key '{key}' in {where}; allowed keys: {', '.join(allowed_keys())}"
+                f"unknown config key '{key}' in {where}{hint}; allowed keys: "
+                f"{', '.join(allowed_keys())}"
             )
         target[key] = _coerce(key, value)
-
-
-def allowed_keys() -> list[str]:
-    return sorted(k for k in _FIELDS if k not in _SELECTORS and k not in ("account", "region"))
 
 
 def build_config(
@@ -610,9 +510,7 @@ def build_config(
     stage = str(overrides.pop("stage", context.get("default_stage", "dev")))
     model = str(overrides.pop("model", context.get("default_model", "digits")))
     if stage not in STAGES:
-        raise ConfigError(
-            f"config key 'stage' has bad value {stage!r}: must be one of {', '.join(STAGES)}"
-        )
+        raise _bad("stage", stage, f"must be one of {', '.join(STAGES)}")
     unknown_top = set(context) - {"defaults", "stages", "models", "default_stage", "default_model"}
     if unknown_top:
         raise ConfigError(
@@ -624,7 +522,6 @@ def build_config(
     _merge_block(values, (context.get("stages") or {}).get(stage), f"stages.{stage}")
     _merge_block(values, (context.get("models") or {}).get(model), f"models.{model}")
     _merge_block(values, overrides, "-c overrides")
-    try:
-        return ServingConfig(stage=stage, model=model, account=account, region=region, **values)  # type: ignore[arg-type]
-    except TypeError as exc:  # pragma: no cover - _merge_block already rejects unknown keys
-        raise ConfigError(str(exc)) from exc
+    return _validated(
+        {**values, "stage": stage, "model": model, "account": account, "region": region}
+    )

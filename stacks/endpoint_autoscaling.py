@@ -3,14 +3,15 @@ component's copies (scale to zero), plus the stage's scheduled actions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from constructs import Construct
+
+from stacks.config import ScalingSchedule
 
 COPY_COUNT_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
 # SageMaker counts requests that found no copy to serve them in this metric; an alarm on it
@@ -48,7 +49,7 @@ class EndpointAutoscaling(Construct):
         scale_out_cooldown_s: int,
         inference_component: cdk.CfnResource | None = None,
         inference_component_name: str | None = None,
-        schedules: Sequence[Mapping[str, Any]] = (),
+        schedules: Sequence[ScalingSchedule] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         scale_to_zero = inference_component_name is not None
@@ -144,11 +145,10 @@ class EndpointAutoscaling(Construct):
             )
 
         for entry in schedules:
-            timezone = entry.get("timezone")
             self.target.scale_on_schedule(
-                f"Schedule-{entry['name']}",
-                schedule=appscaling.Schedule.expression(str(entry["schedule"])),
-                time_zone=cdk.TimeZone.of(str(timezone)) if timezone else None,
-                min_capacity=int(entry["min_capacity"]),
-                max_capacity=int(entry["max_capacity"]),
+                f"Schedule-{entry.name}",
+                schedule=appscaling.Schedule.expression(entry.schedule),
+                time_zone=cdk.TimeZone.of(entry.timezone) if entry.timezone else None,
+                min_capacity=entry.min_capacity,
+                max_capacity=entry.max_capacity,
             )

@@ -61,13 +61,26 @@ def test_every_file_has_a_sha256_and_the_tarball_hash_is_beside(artifacts):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda m: m.pop("framework"), "lacks 'framework'"),
-        (lambda m: m.update(version="1"), "'version' must be a int"),
-        (lambda m: m.update(version=True), "'version' must be a int"),
-        (lambda m: m.update(schema_version=99), "schema_version 99"),
-        (lambda m: m.update(framework="mxnet"), "framework 'mxnet'"),
-        (lambda m: m["example"].pop("expected"), "example lacks 'expected'"),
-        (lambda m: m["files"].update({"x": {}}), "files['x'] needs a sha256"),
+        (lambda m: m.pop("framework"), "manifest.json lacks 'framework'"),
+        (lambda m: m.update(version="1"), "version has bad value '1': must be an integer"),
+        (lambda m: m.update(version=True), "version has bad value True: must be an integer"),
+        (lambda m: m.update(version=0), "version has bad value 0: must be greater than or equal"),
+        (
+            lambda m: m.update(schema_version=99),
+            "schema_version has bad value 99: must be 1; re-export the model",
+        ),
+        (
+            lambda m: m.update(framework="mxnet"),
+            "framework has bad value 'mxnet': must be one of pytorch, tensorflow",
+        ),
+        (lambda m: m["example"].pop("expected"), "manifest.json example lacks 'expected'"),
+        (lambda m: m["files"].update({"x": {}}), "manifest.json files['x'] lacks 'sha256'"),
+        (
+            lambda m: m["files"].update({"x": {"sha256": "ab", "bytes": 1}}),
+            "files['x'].sha256 has bad value 'ab'",
+        ),
+        (lambda m: m["serve"].update(replicas=1.5), "serve.replicas has bad value 1.5"),
+        (lambda m: m.update(framwork="pytorch"), "unknown key 'framwork'"),
     ],
 )
 def test_validate_names_each_problem(artifacts, change, message):

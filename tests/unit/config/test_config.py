@@ -52,7 +52,7 @@ def test_cli_strings_are_coerced_to_the_keys_types():
     [
         ({"stage": "qa"}, "'stage' has bad value 'qa': must be one of dev, prod"),
         ({"instance_type": "m5.large"}, "'instance_type' has bad value 'm5.large'"),
-        ({"max_instances": "lots"}, "'max_instances' has bad value 'lots': must be a number"),
+        ({"max_instances": "lots"}, "'max_instances' has bad value 'lots': must be an integer"),
         (
             {"min_instances": 3, "max_instances": 2},
             "'max_instances' has bad value 2: must be at least 1 and at least min_instances (3)",
@@ -73,7 +73,8 @@ def test_cli_strings_are_coerced_to_the_keys_types():
         ({"client_role_principal": "bob"}, "'client_role_principal' has bad value 'bob'"),
         (
             {"instance_typ": "ml.m5.large"},
-            "unknown config key 'instance_typ' in -c overrides; allowed keys: ",
+            "unknown config key 'instance_typ' in -c overrides (did you mean 'instance_type'?); "
+            "allowed keys: ",
         ),
     ],
 )
@@ -301,7 +302,7 @@ def test_dev_scales_to_zero_and_prod_stays_on_by_default():
 
 def test_schedules_come_from_cdk_json_or_a_json_string():
     cfg = build_config(CONTEXT, {"stage": "dev", "scaling_schedules": json.dumps([NIGHTS])})
-    assert cfg.scaling_schedules == (NIGHTS,)
+    assert [entry.model_dump() for entry in cfg.scaling_schedules] == [NIGHTS]
 
 
 @pytest.mark.parametrize(
@@ -364,7 +365,7 @@ def test_bad_capacity_settings_are_named(overrides, message):
 )
 def test_every_kind_of_schedule_expression_is_accepted(schedule):
     cfg = build_config(CONTEXT, {"scaling_schedules": [{**NIGHTS, "schedule": schedule}]})
-    assert cfg.scaling_schedules[0]["schedule"] == schedule
+    assert cfg.scaling_schedules[0].schedule == schedule
 
 
 @pytest.mark.parametrize("instance_type", ["ml.g4dn.xlarge", "ml.p3.2xlarge", "ml.t2.medium"])
