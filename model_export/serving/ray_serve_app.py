@@ -29,7 +29,7 @@ from the handlers 500, as JSON ``{"code", "type", "message"}``.
 Only the standard library, numpy, torch, starlette and ray are imported: what the container ships
 (``model_export`` checks artifacts against that list). Runs on Python 3.11-3.13.
 
-One file, over the size the rest of the project keeps to, on purpose: it is copied into every
+Size: one file, over the size the rest of the project keeps to, on purpose: it is copied into every
 artifact as ``code/serve_app.py`` and imported by Serve inside AWS's container as one module
 (``import_path: serve_app:app``), beside the user's own ``code/`` modules. Split into several
 modules, each would be a top-level name in that shared ``code/`` folder that a user's module

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from local_stage.api_front import lambda_environment
 from local_stage.errors import LocalStageError
-from local_stage.lambda_environments import EnvironmentPool, FunctionError
+from local_stage.lambda_environments import EnvironmentPool, FunctionError, lambda_environment
 from local_stage.template import FunctionSpec
 
 HANDLERS = Path(__file__).resolve().parents[2] / "support" / "lambda_handlers"

@@ -1,31 +1,19 @@
-"""The one typed, frozen, validated configuration of a deployment.
-
-`app.py` builds a :class:`ServingConfig` once from `cdk.json` context and passes it down; constructs
-take typed keyword-only arguments and never read context themselves.
-
-Precedence, lowest first: the `defaults` block, the stage's block (`stages.<stage>`), the model's
-block (`models.<model>`), then flat `cdk -c key=value` overrides. Every key is declared once below
-(type, default, bounds, description) and validated by pydantic; a wrong key or value raises
-:class:`ConfigError` naming the key, the bad value and what is allowed.
-"""
+"""The serving configuration's keys: each declared once with its type, default, bounds and
+description, and the rules that span keys. See ``stacks.config`` for how it is built."""
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
 
-from contracts.naming import STAGES, stack_name
+from contracts.naming import stack_name
+from stacks.config.errors import ConfigError, config_error, require
 from stacks.instance_types import copy_resources
-
-CONTEXT_ROOT = "ml-serving"
 
 # Instance families with NVMe instance storage: SageMaker rejects a KmsKeyId on their endpoint
 # configs because the volume is hardware-encrypted already.
@@ -42,17 +30,9 @@ _SCHEDULE = (
 _S3 = r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]"
 
 
-class ConfigError(ValueError):
-    """A configuration key is missing, unknown or has a bad value."""
-
-
 def volume_kms_supported(instance_type: str) -> bool:
     """Whether an endpoint on ``instance_type`` accepts a KMS key for its storage volume."""
     return not _INSTANCE_STORAGE_FAMILIES.match(instance_type)
-
-
-def _bad(key: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"config key '{key}' has bad value {value!r}: {allowed}")
 
 
 def _text(pattern: str, allowed: str, default: str | None = "") -> Any:
@@ -61,34 +41,6 @@ def _text(pattern: str, allowed: str, default: str | None = "") -> Any:
         return Field(pattern=rf"^(?:{pattern})$", description=allowed or None)
     optional = "?" if default == "" else ""
     return Field(default, pattern=rf"^(?:{pattern}){optional}$", description=allowed)
-
-
-def _require(ok: bool, key: str, value: Any, rule: str = "", **values: Any) -> None:
-    """Raise the ConfigError of ``_RULES[rule or key]`` (formatted with ``values``) unless ok."""
-    if not ok:
-        raise _bad(key, value, _RULES[rule or key].format(**values))
-
-
-# What the rules that span keys allow.
-_RULES = {
-    "framework": "must name the framework (pytorch or tensorflow) when model_data_url is set: "
-    "synth reads no S3 object. `make deploy MODEL_DATA_URL=...` reads it from the artifact's "
-    "manifest first; with the CDK CLI, add $(python -m model_export context <url>)",
-    "framework_version": "must name the serving container version (e.g. 2.6) when model_data_url "
-    "is set; `python -m model_export context <url>` reads it from the artifact's manifest",
-    "model_data_prefix": "must be an s3://bucket/folder/ URI ending in / that model_data_url lies "
-    "under",
-    "max_instances": "must be at least 1 and at least min_instances ({min_instances})",
-    "min_instances_zero": "must be 0 with capacity_mode scale_to_zero (the floor it scales in "
-    "to); keep a stage warm with capacity_mode always_on or a scaling_schedules entry instead",
-    "min_instances_on": "must be at least 1 with capacity_mode always_on (a production variant "
-    "cannot have 0 instances); set capacity_mode scale_to_zero to let it go to 0",
-    "initial_instance_count": "must lie between max(1, min_instances) ({low}) and max_instances "
-    "({max_instances})",
-    "schedule_name": "must be unique among the stage's schedules",
-    "min_capacity": "must be at least 1 with capacity_mode always_on",
-    "max_capacity": "must be at least min_capacity ({low}) and {floor}",
-}
 
 
 # Strict: a bool is no integer and "3" no number (build_config turns `-c` strings into JSON values
@@ -324,21 +276,19 @@ class ServingConfig(BaseModel):
     def _cross_key_rules(self) -> ServingConfig:
         url, low, high = self.model_data_url, self.min_instances, self.max_instances
         zero = self.capacity_mode == "scale_to_zero"
-        _require(not url or self.framework != "auto", "framework", "auto")
-        _require(not url or self.framework_version != "auto", "framework_version", "auto")
-        _require(
-            url.startswith(self.model_data_prefix), "model_data_prefix", self.model_data_prefix
-        )
-        _require(high >= max(1, low), "max_instances", high, min_instances=low)
+        require(not url or self.framework != "auto", "framework", "auto")
+        require(not url or self.framework_version != "auto", "framework_version", "auto")
+        require(url.startswith(self.model_data_prefix), "model_data_prefix", self.model_data_prefix)
+        require(high >= max(1, low), "max_instances", high, min_instances=low)
         if zero:
             try:
                 copy_resources(self.instance_type)
             except ValueError as err:
                 raise ConfigError(f"instance_type={self.instance_type!r}: {err}") from err
-        _require(low == 0 or not zero, "min_instances", low, "min_instances_zero")
-        _require(low >= 1 or zero, "min_instances", low, "min_instances_on")
+        require(low == 0 or not zero, "min_instances", low, "min_instances_zero")
+        require(low >= 1 or zero, "min_instances", low, "min_instances_on")
         count = self.initial_instance_count
-        _require(
+        require(
             max(1, low) <= count <= high,
             "initial_instance_count",
             count,
@@ -348,10 +298,10 @@ class ServingConfig(BaseModel):
         names: set[str] = set()
         for i, entry in enumerate(self.scaling_schedules):
             key, low, floor = f"scaling_schedules[{i}]", entry.min_capacity, 0 if zero else 1
-            _require(entry.name not in names, f"{key}.name", entry.name, "schedule_name")
+            require(entry.name not in names, f"{key}.name", entry.name, "schedule_name")
             names.add(entry.name)
-            _require(low >= floor, f"{key}.min_capacity", low, "min_capacity")
-            _require(
+            require(low >= floor, f"{key}.min_capacity", low, "min_capacity")
+            require(
                 entry.max_capacity >= max(low, floor),
                 f"{key}.max_capacity",
                 entry.max_capacity,
@@ -362,166 +312,8 @@ class ServingConfig(BaseModel):
         return self
 
 
-# --- pydantic's errors, in the project's words ------------------------------------------------------
-
-_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-_BOUNDS = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}
-
-
-def _field_info(loc: tuple[int | str, ...]) -> FieldInfo:
-    names = [part for part in loc if isinstance(part, str)]
-    model = ScalingSchedule if names[0] == "scaling_schedules" and len(names) > 1 else ServingConfig
-    return model.model_fields[names[-1]]
-
-
-def _key(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-
-
-def _expected(annotation: Any) -> str:
-    if annotation in _EXPECTED:
-        return _EXPECTED[annotation]
-    if get_origin(annotation) is Literal:
-        return "one of " + ", ".join(get_args(annotation))
-    if get_origin(annotation) is tuple:
-        item = get_args(annotation)[0]
-        return "a JSON list of " + ("schedule objects" if item is ScalingSchedule else "strings")
-    return "a JSON object of string values"
-
-
-def _allowed(error: Any, info: FieldInfo) -> str:
-    kind, ctx = error["type"], error.get("ctx", {})
-    if kind == "value_error":
-        return str(ctx["error"])
-    if kind == "string_pattern_mismatch":
-        return f"must be {info.description}"
-    if kind in ("model_type", "model_attributes_type"):
-        return "must be a JSON object"
-    if kind.endswith("_type") or kind == "literal_error":
-        return f"must be {_expected(info.annotation)}"
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        bounds = {k: getattr(m, k) for m in info.metadata for k in _BOUNDS if hasattr(m, k)}
-        span = (
-            f"from {bounds['ge']} to {bounds['le']}"
-            if bounds.keys() == {"ge", "le"}
-            else " and ".join(f"{_BOUNDS[k]} {v}" for k, v in bounds.items())
-        )
-        why = f" ({info.description})" if info.description else ""
-        return f"must be {_expected(info.annotation)} {span}{why}"
-    return f"must be valid: {error['msg']}"
-
-
-def _config_error(error: ValidationError) -> ConfigError:
-    """One ConfigError for every problem pydantic found, one line each."""
-    lines: list[str] = []
-    unknown: dict[tuple[int | str, ...], list[str]] = {}
-    for problem in error.errors(include_url=False):
-        loc, ctx = problem["loc"], problem.get("ctx", {})
-        if isinstance(ctx.get("error"), ConfigError):
-            lines.append(str(ctx["error"]))
-        elif problem["type"] == "extra_forbidden":
-            unknown.setdefault(loc[:-1], []).append(str(loc[-1]))
-        elif problem["type"] == "missing":
-            lines.append(
-                f"{_key(loc[:-1])} lacks '{loc[-1]}' (it needs name, schedule, min_capacity and "
-                "max_capacity; timezone is optional)"
-                if loc[0] == "scaling_schedules"
-                else f"config key '{_key(loc)}' is required"
-            )
-        else:
-            lines.append(
-                str(_bad(_key(loc), problem["input"], _allowed(problem, _field_info(loc))))
-            )
-    for parent, keys in unknown.items():
-        fields = ScalingSchedule.model_fields if parent else ServingConfig.model_fields
-        lines.append(
-            f"unknown key(s) {sorted(keys)} in {_key(parent) or 'the config'}; allowed: "
-            f"{', '.join(sorted(fields))}"
-        )
-    return ConfigError("\n".join(lines))
-
-
 def _validated(values: Mapping[str, Any]) -> ServingConfig:
     try:
         return ServingConfig.model_validate(values)
     except ValidationError as error:
-        raise _config_error(error) from None
-
-
-# --- building from context ---------------------------------------------------------------------------
-
-# Keys that come from elsewhere (stage/model selection and the CDK environment), not the blocks.
-_NOT_IN_BLOCKS = ("stage", "model", "account", "region")
-
-
-def allowed_keys() -> list[str]:
-    return sorted(k for k in ServingConfig.model_fields if k not in _NOT_IN_BLOCKS)
-
-
-def _coerce(key: str, raw: Any) -> Any:
-    """A string from `cdk -c key=value` (or cdk.json) as the JSON value the key's type takes.
-
-    A string that does not parse is passed on unchanged: the model then names the type it needs.
-    """
-    annotation = ServingConfig.model_fields[key].annotation
-    if not isinstance(raw, str) or annotation is str or get_origin(annotation) is Literal:
-        return raw
-    text = raw.strip()
-    if annotation is bool:
-        return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
-            text.lower(), raw
-        )
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return raw
-
-
-def _merge_block(target: dict[str, Any], block: Any, where: str) -> None:
-    if block is None:
-        return
-    if not isinstance(block, dict):
-        raise ConfigError(f"'{where}' in cdk.json context must be an object of config keys")
-    for key, value in block.items():
-        if key not in allowed_keys():
-            near = difflib.get_close_matches(key, allowed_keys(), n=1)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
-            raise ConfigError(
-                f"unknown config key '{key}' in {where}{hint}; allowed keys: "
-                f"{', '.join(allowed_keys())}"
-            )
-        target[key] = _coerce(key, value)
-
-
-def build_config(
-    context: Mapping[str, Any],
-    overrides: Mapping[str, Any] | None = None,
-    *,
-    account: str = "",
-    region: str = "",
-) -> ServingConfig:
-    """Build the config from the `ml-serving` context block plus flat `-c key=value` overrides.
-
-    ``context`` is the value of the `ml-serving` key of cdk.json's context: `{"defaults": {...},
-    "stages": {"dev": {...}, "prod": {...}}, "models": {"digits": {...}}}`. ``overrides`` holds the
-    other context keys (`stage`, `model` and any config key given with `-c`).
-    """
-    overrides = dict(overrides or {})
-    stage = str(overrides.pop("stage", context.get("default_stage", "dev")))
-    model = str(overrides.pop("model", context.get("default_model", "digits")))
-    if stage not in STAGES:
-        raise _bad("stage", stage, f"must be one of {', '.join(STAGES)}")
-    unknown_top = set(context) - {"defaults", "stages", "models", "default_stage", "default_model"}
-    if unknown_top:
-        raise ConfigError(
-            f"unknown key(s) {sorted(unknown_top)} in the '{CONTEXT_ROOT}' context block; allowed: "
-            "defaults, stages, models, default_stage, default_model"
-        )
-    values: dict[str, Any] = {}
-    _merge_block(values, context.get("defaults"), "defaults")
-    _merge_block(values, (context.get("stages") or {}).get(stage), f"stages.{stage}")
-    _merge_block(values, (context.get("models") or {}).get(model), f"models.{model}")
-    _merge_block(values, overrides, "-c overrides")
-    return _validated(
-        {**values, "stage": stage, "model": model, "account": account, "region": region}
-    )
+        raise config_error(error, ServingConfig, ScalingSchedule) from None
