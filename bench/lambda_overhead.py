@@ -122,9 +122,9 @@ def cases() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     small = json.loads((EVENTS / "apigw_rest_v1_predict_instances.json").read_text())
     image = b"\xff\xd8\xff\xe0" + os.urandom(IMAGE_BYTES - 4)
     image_b64 = base64.b64encode(image).decode()
-    raw_image = json.loads((EVENTS / "apigw_http_v2_predict_jpeg.json").read_text())
+    raw_image = json.loads((EVENTS / "apigw_rest_v1_predict_jpeg.json").read_text())
     raw_image["body"] = image_b64
-    json_image = json.loads((EVENTS / "apigw_http_v2_predict_image_json.json").read_text())
+    json_image = json.loads((EVENTS / "apigw_rest_v1_predict_image_json.json").read_text())
     json_image["body"] = json.dumps({"image": image_b64})
     json_image_sent = json.dumps({"instances": [{"b64": image_b64}]}).encode()
     return {
