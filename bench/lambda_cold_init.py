@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 REPO = Path(__file__).resolve().parents[1]
 LAMBDA_SRC = REPO / "lambda_src"
@@ -88,7 +89,23 @@ def sample(variant: str, env: dict[str, str]) -> tuple[float, float]:
     return float(line.split()[1]), wall_ms
 
 
-def summarize(values: list[float]) -> dict[str, float]:
+class Summary(TypedDict):
+    median: float
+    p90: float
+    min: float
+
+
+class VariantResult(TypedDict):
+    """One variant's line in ``lambda_cold_init.json``; the ratios only for ``gateway``."""
+
+    init_ms: Summary
+    process_ms: Summary
+    samples: list[float]
+    ratio_of_medians: NotRequired[float]
+    median_paired_ratio: NotRequired[float]
+
+
+def summarize(values: list[float]) -> Summary:
     ordered = sorted(values)
     return {
         "median": statistics.median(ordered),
@@ -97,7 +114,7 @@ def summarize(values: list[float]) -> dict[str, float]:
     }
 
 
-def chart(results: dict[str, dict], path: Path) -> None:
+def chart(results: dict[str, VariantResult], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,13 +163,13 @@ def main(argv: list[str] | None = None) -> int:
             init[variant].append(init_ms)
             wall[variant].append(wall_ms)
         log.info("round %d/%d done", i + 1, args.rounds)
-    results = {
+    results: dict[str, VariantResult] = {
         v: {"init_ms": summarize(init[v]), "process_ms": summarize(wall[v]), "samples": init[v]}
         for v in args.variants
     }
     bare = results["bare"]["init_ms"]["median"] if "bare" in results else None
     for variant, r in results.items():
-        ratio = f"{r['init_ms']['median'] / bare:.2f}x" if bare else "n/a"
+        vs_bare = f"{r['init_ms']['median'] / bare:.2f}x" if bare else "n/a"
         log.info(
             "%-8s init median %7.1f ms  p90 %7.1f  min %7.1f  | process median %7.1f ms | %s bare",
             variant,
@@ -160,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             r["init_ms"]["p90"],
             r["init_ms"]["min"],
             r["process_ms"]["median"],
-            ratio,
+            vs_bare,
         )
     if bare and "gateway" in results:
         ratio = results["gateway"]["init_ms"]["median"] / bare

@@ -100,7 +100,7 @@ def bench_model(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     for label, settings in ray_configs(arch):
         batching = "on" if settings.max_batch_size > 1 else "off"
         with ray_serving(model_dir, settings, work) as ray:
-            run = {"server": "ray-serve", "config": label, "batching": batching}
+            run: dict[str, Any] = {"server": "ray-serve", "config": label, "batching": batching}
             run.update(measure(ray.url, png, args))
             run["started_s"] = ray.started_s
             if batching == "on":

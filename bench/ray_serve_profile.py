@@ -111,7 +111,13 @@ def main() -> int:
         settings = ServeSettings(replicas=2, cpus_per_replica=1, max_batch_size=16)
         (model_dir / CONFIG_NAME).write_text(settings.config_yaml())
         with RayContainer(model_dir, log_path=work / "ray.log") as ray:
-            serve_port = int(re.search(r"RUNNING on :(\d+)", ray.log_tail(200)).group(1))
+            running = re.search(r"RUNNING on :(\d+)", ray.log_tail(200))
+            if running is None:
+                raise RuntimeError(
+                    "the container's log does not name Serve's HTTP port ('Ray Serve application "
+                    "RUNNING on :<port>' is not in its last 200 lines): was the log line changed?"
+                )
+            serve_port = int(running.group(1))
             client = lt.LeanClient(ray.url)
             lt.warm_up(client, "/invocations", png, HEADERS)
             client.close()
@@ -127,7 +133,8 @@ def main() -> int:
                 f"http://127.0.0.1:{serve_port}/", png, HEADERS, args.clients, args.seconds
             )
             requests = via_adapter["requests"]
-            by_label: collections.Counter[str] = collections.Counter()
+            # CPU seconds per process label (floats, so not a Counter, whose counts are ints).
+            by_label: collections.defaultdict[str, float] = collections.defaultdict(float)
             for pid, name in pids.items():
                 by_label[label(name)] += (after[pid] - before[pid]) / TICK
             lines += [
@@ -142,7 +149,7 @@ def main() -> int:
                 "| process | CPU s | CPU µs per request |",
                 "|---|---|---|",
             ]
-            for name, cpu_s in by_label.most_common():
+            for name, cpu_s in sorted(by_label.items(), key=lambda item: item[1], reverse=True):
                 lines.append(f"| {name} | {cpu_s:.2f} | {1e6 * cpu_s / requests:,.0f} |")
             total = sum(by_label.values())
             lines.append(f"| **all** | {total:.2f} | {1e6 * total / requests:,.0f} |")

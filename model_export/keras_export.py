@@ -242,9 +242,9 @@ def export_keras(
     model = load_keras_model(model_dir, architecture_json, weights_h5)
     task = config["task"]
     class_names = [str(n) for n in config["class_names"]]
-    size = _image_size(model, config) if task == "image-classification" else None
-
+    size: int | None = None  # text models take strings
     if task == "image-classification":
+        size = _image_size(model, config)
         png = example_png(size, example_image)
         original_input: Any = decode_rgb(png, size)[np.newaxis]
         body: dict[str, Any] = {"instances": [{"b64": base64.b64encode(png).decode("ascii")}]}

@@ -32,7 +32,7 @@ def example_png(size: int, image_path: Path | None = None) -> bytes:
     if image_path is not None:
         try:
             with Image.open(image_path) as image:
-                picture = image.convert("RGB").resize((size, size), Image.BILINEAR)
+                picture = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
         except (OSError, ValueError) as exc:
             raise ExportError(
                 f"--example-image {image_path} is not a readable image: {exc}"
@@ -52,7 +52,7 @@ def example_png(size: int, image_path: Path | None = None) -> bytes:
 def decode_rgb(data: bytes, size: int) -> np.ndarray:
     """``(size, size, 3)`` float32 pixels in [0, 255] (what the Keras image models take)."""
     with Image.open(io.BytesIO(data)) as image:
-        picture = image.convert("RGB").resize((size, size), Image.BILINEAR)
+        picture = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(picture, dtype=np.float32)
 
 

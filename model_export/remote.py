@@ -107,8 +107,13 @@ def smoke_case(manifest: dict[str, Any], url: str) -> dict[str, Any]:
     """A smoke case (``.github/smoke/<model>.json``'s format) from the manifest's own example:
     the live API must answer the label the trained model gave at export."""
     example = manifest.get("example")
+    if not isinstance(example, dict):
+        raise ExportError(
+            f"{url}: manifest.json has no usable example request (its 'example' is "
+            f"{type(example).__name__}, not an object); re-export the model to record one"
+        )
     try:
-        body, label = example["body"], example["expected"]["labels"][0]  # type: ignore[index]
+        body, label = example["body"], example["expected"]["labels"][0]
     except (TypeError, KeyError, IndexError) as exc:
         raise ExportError(f"{url}: manifest.json has no usable example request ({exc})") from exc
     return {

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,7 @@ def _error_of(body: str) -> Any:
 
 def evaluate(section: Section, steps: list[Step], throttled: dict[str, Any]) -> None:
     """The scenario's pass criteria, from the steps' records; ``throttled``: the 429's error."""
-    table_rows = []
+    table_rows: list[Sequence[Any]] = []
     for step in steps:
         statuses = step.statuses()
         table_rows.append(

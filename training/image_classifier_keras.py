@@ -159,7 +159,10 @@ def main(args: argparse.Namespace) -> int:
     channels = env.resolve_channels(
         args.data, {"train": args.train, "valid": args.valid, "test": args.test}
     )
-    paths, labels, class_names = images.scan(channels["train"])
+    train_dir = channels["train"]
+    if train_dir is None:  # resolve_channels raises first: train is a required channel
+        raise env.UsageError("no train data: pass --data DIR holding train/, or --train DIR")
+    paths, labels, class_names = images.scan(train_dir)
     if channels["valid"] is not None:
         valid = images.scan(channels["valid"], class_names)[:2]
     else:

@@ -62,7 +62,7 @@ def split_indices(
 def to_png(image_8x8: np.ndarray, size: int) -> Image.Image:
     # The bundled digits are 8x8 with intensities 0..16 (ink bright); scale to 0..255 grey.
     pixels = np.clip(image_8x8 * (255.0 / 16.0), 0, 255).round().astype(np.uint8)
-    return Image.fromarray(pixels, mode="L").resize((size, size), Image.BILINEAR)
+    return Image.fromarray(pixels, mode="L").resize((size, size), Image.Resampling.BILINEAR)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -89,6 +89,8 @@ def _load_architecture_module():
         raise FileNotFoundError(f"{path} is missing: the artifact must ship code/torch_models.py")
     name = f"torch_models_{abs(hash(path))}"
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be imported as a Python module (no loader for it)")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -135,10 +137,10 @@ def _decode_image(data: bytes) -> np.ndarray:
     """Eval preprocessing, identical to training's: RGB, bilinear resize, /255, normalise, CHW."""
     size = _STATE["image_size"]
     try:
-        image = Image.open(io.BytesIO(data))
+        image: Image.Image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_IMAGE_PIXELS:
             raise RequestError(413, f"image is {image.width}x{image.height} pixels; too large")
-        image = image.convert("RGB").resize((size, size), Image.BILINEAR)
+        image = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise RequestError(400, f"the image could not be decoded as JPEG or PNG: {exc}") from exc
     pixels = np.asarray(image, dtype=np.float32) / 255.0

@@ -51,7 +51,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -546,7 +546,9 @@ class SageMakerHandlers:
                 f"user_config: max_batch_size must be >= 1 and batch_wait_timeout_s >= 0, got "
                 f"{max_batch_size} and {wait_s}"
             )
-        self._predict_batch.set_max_batch_size(max_batch_size)
+        # Ray 2.57's serve.batch overloads return a plain Callable, though the method it returns
+        # carries set_max_batch_size / set_batch_wait_timeout_s (documented in serve.batch).
+        self._predict_batch.set_max_batch_size(max_batch_size)  # type: ignore[attr-defined]
         self._batch_wait_s = wait_s
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.0)
@@ -574,7 +576,9 @@ class SageMakerHandlers:
                 # Hold a request for the batch window only when others are in flight here: a
                 # lone request would otherwise wait out the window for batch-mates that never come.
                 alone = self._in_flight == 1
-                self._predict_batch.set_batch_wait_timeout_s(0.0 if alone else self._batch_wait_s)
+                wait_s = 0.0 if alone else self._batch_wait_s
+                # serve.batch's stub omits this setter (see reconfigure).
+                self._predict_batch.set_batch_wait_timeout_s(wait_s)  # type: ignore[attr-defined]
                 result = await self._predict_batch(item)
                 out, response_type = await self._step(self.handlers.finish, item, result, accept)
             except Exception as exc:
@@ -587,4 +591,6 @@ class SageMakerHandlers:
             self._in_flight -= 1
 
 
-app = SageMakerHandlers.bind()
+# mypy keeps a decorated class's own type (it does not apply a class decorator's return type):
+# @serve.deployment has made SageMakerHandlers a Deployment.
+app = cast(serve.Deployment, SageMakerHandlers).bind()

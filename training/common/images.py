@@ -2,7 +2,7 @@
 
 The decode + resize here is the eval/serving preprocessing contract (CONTRACTS: identical in
 training's eval transform and the serving ``inference.py``):
-``Image.open(...).convert("RGB").resize((S, S), Image.BILINEAR)``.
+``Image.open(...).convert("RGB").resize((S, S), Image.Resampling.BILINEAR)``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,6 @@ def load_rgb(path: Path, size: int) -> np.ndarray:
     """``(size, size, 3)`` uint8 RGB, decoded and resized per the preprocessing contract."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))
+            return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read image {path}: {exc}") from exc

@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from model_export.__main__ import main
 from model_export.errors import ExportError
-from model_export.remote import cdk_context, read_manifest
+from model_export.remote import cdk_context, read_manifest, smoke_case
 
 BUCKET = "mlserving-dev-bucket"
 MANIFEST = {
@@ -104,6 +104,13 @@ def test_the_manifests_example_is_a_smoke_case_the_smoke_test_reads(s3, tmp_path
         "predictions.0.label",
         "positive",
     )
+
+
+@pytest.mark.parametrize("example", [None, "a string", {"body": {}}])
+def test_a_manifest_without_a_usable_example_gives_no_smoke_case(example):
+    manifest = {**MANIFEST, "example": example} if example is not None else MANIFEST
+    with pytest.raises(ExportError, match="manifest.json has no usable example request"):
+        smoke_case(manifest, f"s3://{BUCKET}/jobs/s/output/model.tar.gz")
 
 
 def test_a_missing_artifact_is_a_clear_error(s3, capsys):
