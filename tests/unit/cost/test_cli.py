@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from templates import SCALE_TO_ZERO, template
+from tests.support.cost_templates import SCALE_TO_ZERO, template
 
 ROOT = Path(__file__).resolve().parents[3]
 

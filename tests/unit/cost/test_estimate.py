@@ -34,12 +34,12 @@ from __future__ import annotations
 import copy
 
 import pytest
-from templates import ALWAYS_ON, SCALE_TO_ZERO, template
 
 from cost.bench import Figure, Throughput
 from cost.estimate import estimate
 from cost.prices import load_table, region_prices
 from cost.template import read_template
+from tests.support.cost_templates import ALWAYS_ON, SCALE_TO_ZERO, template
 
 
 def round_prices():

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from templates import ALWAYS_ON, SCALE_TO_ZERO, template
 
 from cost.template import TemplateError, read_template
+from tests.support.cost_templates import ALWAYS_ON, SCALE_TO_ZERO, template
 
 
 def test_always_on_reads_instances_from_the_variant_scalable_target():
