@@ -62,6 +62,7 @@ def nag_resource(scope: IConstruct, arn: str) -> str:
 
 
 def _nag_form(value: Any) -> str:
+    """cdk-nag's ``flattenCfnReference``: Join joined, Ref/GetAtt and Sub's ${X} as <X>."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and "Fn::Join" in value:
@@ -72,6 +73,12 @@ def _nag_form(value: Any) -> str:
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         target, attribute = value["Fn::GetAtt"]
         return f"<{target}.{attribute}>"
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        # The bootstrap bucket of an environment-agnostic stack: cdk-nag writes
+        # 'cdk-...-assets-${AWS::AccountId}-...' as 'cdk-...-assets-<AWS::AccountId>-...'.
+        return str(value["Fn::Sub"]).replace("${", "<").replace("}", ">")
+    if isinstance(value, dict) and "Fn::ImportValue" in value:
+        return _nag_form(value["Fn::ImportValue"])
     raise ValueError(f"nag_resource: cannot render {value!r}")
 
 
