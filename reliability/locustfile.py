@@ -12,7 +12,9 @@ everything it needs comes from the environment:
   from locust's ``request`` event: ``{"step", "start", "ms", "status", "error", "body"}``
   (status 0 with an error: no response at all, e.g. a refused connection or a timeout). At the
   end a ``{"attempted": {step: n}}`` line counts the requests each step started, so a request
-  that never completed (cut off, hung) is counted too.
+  that never completed (cut off, hung) is counted too. After the last step the users send nothing
+  for ``DRAIN_S`` seconds, so a request in flight when the last step ends is answered before
+  locust stops them, not counted as cut off.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ _records = open(_records_path, "a", buffering=1) if _records_path else None  # n
 _lock = threading.Lock()
 _attempted: Counter[int] = Counter()
 _step = 0  # the step running now (set by the shape)
+# After the last step the users keep running this long without sending anything new, so that the
+# requests still in flight get their answers before locust stops (and cuts off) the users.
+DRAIN_S = 3.0
+_draining = False
 
 
 class StepShape(LoadTestShape):
@@ -53,7 +59,7 @@ class StepShape(LoadTestShape):
     stop. Locust asks for the shape once a second, so a step lasts its seconds +- 1."""
 
     def tick(self) -> tuple[int, float] | None:
-        global _step
+        global _step, _draining
         elapsed = self.get_run_time()
         start = 0.0
         for index, (users, seconds) in enumerate(STEPS):
@@ -61,6 +67,9 @@ class StepShape(LoadTestShape):
                 _step = index
                 return users, 100.0
             start += seconds
+        if elapsed < start + DRAIN_S:
+            _draining = True
+            return STEPS[-1][0], 100.0
         return None
 
 
@@ -74,6 +83,8 @@ class PredictUser(FastHttpUser):
 
     @task
     def predict(self) -> None:
+        if _draining:
+            return
         step = _step
         _attempted[step] += 1
         self.turn = (self.turn + 1) % max(len(IMAGES), 1)
