@@ -23,6 +23,7 @@ from cost.estimate import DEFAULT_S3_GB, Estimate, estimate
 from cost.prices import PriceError, priced_regions, region_prices
 from cost.synth import project_context, synthesize
 from cost.template import TemplateError, read_template
+from stacks.config import parse_context
 
 DESCRIPTION = """\
 Estimate what a serving stack costs, from its synthesized CloudFormation template (synthesized
@@ -38,16 +39,6 @@ The prices are list prices entered by hand from the AWS pricing pages, with each
 and date; they are never fetched. Re-check them before relying on an estimate. No free tier or
 discount is subtracted.
 """
-
-
-def _parse_context(pairs: Sequence[str]) -> dict[str, str]:
-    context: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"-c takes key=value, got {pair!r}")
-        context[key] = value
-    return context
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -113,7 +104,7 @@ def _region(args: argparse.Namespace, context: dict[str, str]) -> str:
 
 
 def run(args: argparse.Namespace) -> list[Estimate]:
-    context = _parse_context(args.context)
+    context = parse_context(args.context)
     serving = project_context().get("ml-serving", {})
     context_model, context_stage = context.pop("model", None), context.pop("stage", None)
     model = args.model or context_model or serving.get("default_model", "digits")

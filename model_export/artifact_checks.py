@@ -93,14 +93,8 @@ def check_pytorch_layout(root: Path, report: Report) -> None:
                 "(model.pth) needs code/inference.py with a model_fn"
             )
         return
-    try:
-        defined = {
-            node.name
-            for node in ast.parse(script.read_text(encoding="utf-8")).body
-            if isinstance(node, ast.FunctionDef)
-        }
-    except SyntaxError as exc:
-        report.errors.append(f"code/inference.py does not parse: {exc}")
+    defined = _defined_functions(script, report)
+    if defined is None:
         return
     if "transform_fn" in defined and defined & {"input_fn", "predict_fn", "output_fn"}:
         report.errors.append(
@@ -157,14 +151,8 @@ def check_tensorflow_layout(root: Path, report: Report) -> None:
         )
     script = code / "inference.py"
     if script.is_file():
-        try:
-            defined = {
-                node.name
-                for node in ast.parse(script.read_text(encoding="utf-8")).body
-                if isinstance(node, ast.FunctionDef)
-            }
-        except SyntaxError as exc:
-            report.errors.append(f"code/inference.py does not parse: {exc}")
+        defined = _defined_functions(script, report)
+        if defined is None:
             return
         if "handler" not in defined and not {"input_handler", "output_handler"} <= defined:
             present = sorted(defined & {"input_handler", "output_handler"})
@@ -188,3 +176,13 @@ def check_files(root: Path, manifest: dict[str, Any], report: Report) -> None:
             report.errors.append(
                 f"{rel}: sha256 differs from manifest.json (modified after export)"
             )
+
+
+def _defined_functions(script: Path, report: Report) -> set[str] | None:
+    """The top-level functions ``script`` defines; None (and an error) if it does not parse."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+    except SyntaxError as exc:
+        report.errors.append(f"code/{script.name} does not parse: {exc}")
+        return None
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}

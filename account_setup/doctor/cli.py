@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +22,11 @@ from account_setup.doctor.bootstrap import (
 )
 from account_setup.doctor.checks import run_checks
 from account_setup.doctor.report import render
-from stacks.config import CONTEXT_ROOT, ConfigError, ServingConfig, build_config
+from stacks.config import CONTEXT_ROOT, ConfigError, ServingConfig, build_config, parse_context
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Where the CDK CLI deploys when no region is configured anywhere.
 CDK_FALLBACK_REGION = "us-east-1"
-
-
-def parse_context(pairs: Iterable[str]) -> dict[str, str]:
-    """``-c key=value`` arguments, as the CDK CLI takes them."""
-    context: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"-c takes key=value, got {pair!r}")
-        context[key] = value
-    return context
 
 
 def config_from_args(

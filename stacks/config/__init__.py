@@ -10,7 +10,7 @@ block (`models.<model>`), then flat `cdk -c key=value` overrides. Every key is d
 """
 
 from contracts.naming import STAGES
-from stacks.config.context import CONTEXT_ROOT, allowed_keys, build_config
+from stacks.config.context import CONTEXT_ROOT, allowed_keys, build_config, parse_context
 from stacks.config.errors import ConfigError
 from stacks.config.model import ScalingSchedule, ServingConfig, volume_kms_supported
 
@@ -22,5 +22,6 @@ __all__ = [
     "ServingConfig",
     "allowed_keys",
     "build_config",
+    "parse_context",
     "volume_kms_supported",
 ]

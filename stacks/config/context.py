@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, get_origin
 
 from contracts.naming import STAGES
@@ -88,3 +88,14 @@ def build_config(
     return _validated(
         {**values, "stage": stage, "model": model, "account": account, "region": region}
     )
+
+
+def parse_context(pairs: Iterable[str]) -> dict[str, str]:
+    """``-c key=value`` arguments, as the CDK CLI takes them."""
+    context: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"-c takes key=value, got {pair!r}")
+        context[key] = value
+    return context

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from model_export.tarball import safe_extract
 from tests.support import model_dirs as fixtures
-
-
-def make_tar(files: dict[str, bytes], members: list[tarfile.TarInfo] | None = None) -> bytes:
-    """A gzipped tar of exactly ``files`` (plus raw ``members``), however wrong its layout."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-        for member in members or []:
-            tar.addfile(member)
-    return buffer.getvalue()
+from tests.support.tarballs import make_tar
 
 
 @pytest.fixture(scope="session")
